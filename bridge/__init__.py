@@ -1,0 +1,1 @@
+"""multiscale bridge: the coupling core."""
