@@ -1,0 +1,53 @@
+"""``msbridge`` end to end, as README tells a user to run it."""
+import json
+import os
+import subprocess
+import sys
+
+MSBRIDGE = [sys.executable, "-m", "bridge.cli"]
+EXPECTED = {"fcc_lj_elastic_constants", "laminate_homogenization", "qss_reaction_diffusion",
+            "split_heat_conduction"}
+
+
+def run(args, cwd, timeout=900):
+    return subprocess.run(MSBRIDGE + args, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "MSBRIDGE_PROGRESS": "0"})
+
+
+def test_info_shows_every_engine_and_mpi(tmp_path):
+    out = run(["info", "--json"], tmp_path)
+    assert out.returncode == 0, out.stderr
+    info = json.loads(out.stdout)
+    for name in ("openmm", "dolfinx", "pyscf", "ase"):
+        assert info["engines"][name]["loaded"], info["engines"][name]
+    assert info["engines"]["dolfinx"]["version"].startswith("0.11")
+    assert "Reference" in info["engines"]["openmm"]["usable"]
+    assert info["mpi"]["ranks"] == 1
+
+
+def test_validate_quick_passes_the_foundation_cases_and_writes_a_report(tmp_path):
+    out = run(["validate", "--quick", "--json", "out.json", "--report", "report"], tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    data = json.loads((tmp_path / "out.json").read_text())
+    names = {c["name"] for c in data["cases"]}
+    assert EXPECTED <= names
+    for c in data["cases"]:
+        assert c["passed"], c
+        assert set(c) >= {"name", "metric", "value", "reference", "tolerance", "passed", "seconds"}
+        assert abs(c["value"] - c["reference"]) <= c["tolerance"]
+    report = (tmp_path / "report" / "report.md").read_text()
+    for name in EXPECTED:
+        assert f"## {name}" in report
+        assert (tmp_path / "report" / f"{name}.png").stat().st_size > 1000
+
+
+def test_validate_unknown_case_is_a_usage_error(tmp_path):
+    out = run(["validate", "no_such_case"], tmp_path)
+    assert out.returncode == 2
+    assert "unknown validation case" in out.stderr and "fix:" in out.stderr
+
+
+def test_bench_lists_the_overhead_benchmark(tmp_path):
+    out = run(["bench", "--list"], tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "bridge_overhead" in out.stdout

@@ -1,0 +1,22 @@
+"""Every example runs as a script in --quick mode and asserts its own reference."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.py"))
+
+
+def test_there_are_examples():
+    assert EXAMPLES
+
+
+@pytest.mark.parametrize("script", EXAMPLES, ids=lambda p: p.stem)
+def test_example_quick(script, tmp_path):
+    out = subprocess.run([sys.executable, str(script), "--quick", "--out", str(tmp_path / "fig")], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=900,
+                         env={**os.environ, "MSBRIDGE_PROGRESS": "0"})
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert any((tmp_path / "fig").glob("*.png")), "the example saved no figure"
