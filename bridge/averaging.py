@@ -110,9 +110,13 @@ class WindowAverage:
 def block_average(series: np.ndarray, min_blocks: int = 8) -> tuple[float, float, int]:
     """Mean and error of a correlated series by Flyvbjerg–Petersen blocking.
 
-    Returns ``(mean, error, block_length)``: the error is the plateau of the blocked standard
-    error (taken as the largest estimate over blockings with at least ``min_blocks`` blocks,
-    a conservative choice), ``block_length`` the number of samples per block there.
+    Returns ``(mean, error, block_length)``: the error is the blocked standard error SE(B) at
+    the smallest block length ``B`` with ``B^3 > 2 N (SE(B) / SE(1))^4`` (Lee et al., Phys.
+    Rev. E 83, 066706 (2011), Eq. 14; Wolff, Comput. Phys. Commun. 156, 143 (2004)): long
+    enough to remove the correlation, short enough to keep many blocks.  When no blocking with
+    at least ``min_blocks`` blocks qualifies (series too short for its correlation time), the
+    largest estimate over those blockings is returned, a conservative choice.
+    ``block_length`` is the number of samples per block of the returned estimate.
     """
     x = np.asarray(series, float).ravel()
     if x.size < 2 * min_blocks:
@@ -120,13 +124,17 @@ def block_average(series: np.ndarray, min_blocks: int = 8) -> tuple[float, float
                          fix="sample longer, or lower min_blocks")
     if not np.all(np.isfinite(x)):
         raise SetupError("series contains NaN or infinite values", fix="clean the series first")
-    mean = float(x.mean())
-    best, best_len, length = 0.0, 1, 1
+    mean, n_samples = float(x.mean()), x.size
+    levels: list[tuple[int, float]] = []  # (block length, blocked standard error)
+    length = 1
     while x.size >= min_blocks:
-        err = float(np.sqrt(x.var(ddof=1) / x.size))
-        if err >= best:
-            best, best_len = err, length
+        levels.append((length, float(np.sqrt(x.var(ddof=1) / x.size))))
         n = x.size // 2
         x = 0.5 * (x[: 2 * n : 2] + x[1 : 2 * n : 2])
         length *= 2
-    return mean, best, best_len
+    se1 = levels[0][1]
+    for length, err in levels:
+        if se1 == 0.0 or length ** 3 > 2 * n_samples * (err / se1) ** 4:
+            return mean, err, length
+    length, err = max(levels, key=lambda le: le[1])
+    return mean, err, length

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import registry
+from .errors import SetupError
 
 
 @dataclass
@@ -44,6 +45,8 @@ class Timing:
 def interleave(baseline: Callable[[], Any], coupled: Callable[[], Any], repeats: int,
                warmup: int = 1) -> Timing:
     """Run ``warmup`` untimed pairs, then ``repeats`` timed pairs, alternating which goes first."""
+    if int(repeats) < 1:
+        raise SetupError(f"a benchmark needs at least one timed repeat, got {repeats}", fix="pass repeats >= 1")
     for _ in range(warmup):
         baseline()
         coupled()

@@ -24,22 +24,32 @@ from .errors import SetupError
 
 FORMAT = "msbridge-checkpoint-1"
 _KINDS = {"array": 0, "bytes": 1, "str": 2, "int": 3, "float": 4, "bool": 5}
+_PART = "__part__"
 
 
 def _entry_bytes(value: Any) -> tuple[str, bytes]:
     if isinstance(value, (bytes, bytearray, memoryview)):
         return "bytes", bytes(value)
     if isinstance(value, str):
+        if "\x00" in value:
+            raise SetupError("strings with NUL characters cannot be checkpointed",
+                             fix="store such data as bytes")
         return "str", value.encode()
     if isinstance(value, (bool, np.bool_)):
         return "bool", b"1" if value else b"0"
     if isinstance(value, (int, np.integer)):
+        if not -2 ** 63 <= int(value) < 2 ** 64:
+            raise SetupError(f"integer {int(value)} does not fit in 64 bits",
+                             fix="store it as a str or split it into 64-bit words")
         return "int", str(int(value)).encode()
     if isinstance(value, (float, np.floating)):
         return "float", np.float64(value).tobytes()
     if isinstance(value, np.ndarray):
-        if value.dtype == object:
-            raise SetupError("object arrays cannot be checkpointed", fix="convert to a numeric array")
+        # HDF5 holds numbers, bools, byte strings and records of them; not Python objects,
+        # unicode (<U) or datetime arrays.
+        if value.dtype.hasobject or value.dtype.kind not in "biufcSV":
+            raise SetupError(f"arrays of dtype {value.dtype} cannot be checkpointed",
+                             fix="convert to a numeric (or bytes) array")
         arr = np.ascontiguousarray(value)
         return "array", f"{arr.dtype.str}{arr.shape}".encode() + arr.tobytes()
     raise SetupError(f"cannot checkpoint a value of type {type(value).__name__}",
@@ -57,8 +67,9 @@ def _digest(parts: Mapping[str, Mapping[str, Any]]) -> str:
 
 
 def _check_name(name: str) -> None:
-    if not name or name.startswith("/") or ".." in name.split("/"):
-        raise SetupError(f"invalid checkpoint part or key name {name!r}", fix="use plain names like 'engines/openmm'")
+    if not name or name.startswith(("/", "__")) or ".." in name.split("/"):
+        raise SetupError(f"invalid checkpoint part or key name {name!r}",
+                         fix="use plain names like 'engines/openmm' (a leading '__' is reserved)")
 
 
 def save(path: str | os.PathLike, parts: Mapping[str, Mapping[str, Any]],
@@ -80,6 +91,7 @@ def save(path: str | os.PathLike, parts: Mapping[str, Mapping[str, Any]],
                 f.attrs[f"meta_{k}"] = str(v)
             for part, entries in parts.items():
                 g = f.require_group(part)
+                g.attrs[_PART] = True  # marks the group as a part, so an empty part survives
                 for key, value in entries.items():
                     kind, _ = _entry_bytes(value)
                     if kind == "array":
@@ -126,7 +138,7 @@ def load(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
                 key = akey[len("__kind__"):]
                 kind = inv[int(obj.attrs[akey])]
                 if kind == "array":
-                    entries[key] = obj[key][()]
+                    entries[key] = np.asarray(obj[key][()])  # a 0-d dataset reads as a scalar
                 elif kind == "bytes":
                     entries[key] = obj[key][()].tobytes()
                 elif kind == "str":
@@ -137,7 +149,7 @@ def load(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
                     entries[key] = float(obj.attrs[key])
                 else:
                     entries[key] = bool(obj.attrs[key])
-            if entries:
+            if entries or _PART in obj.attrs:
                 parts[name] = entries
 
         f.visititems(visit)
@@ -180,6 +192,13 @@ def restore_run(path: str | os.PathLike, *, engines: Mapping[str, Any] = {}, sch
     from .ledger import Ledger
 
     parts = load(path)
+
+    def part(name: str) -> dict[str, Any]:
+        if name not in parts:
+            raise SetupError(f"checkpoint {path} has no '{name}' part (has: {sorted(parts)})",
+                             fix="restore only what save_run was given")
+        return parts[name]
+
     for k, e in engines.items():
         if f"engines/{k}" not in parts:
             raise SetupError(f"checkpoint {path} has no state for engine '{k}' "
@@ -187,8 +206,11 @@ def restore_run(path: str | os.PathLike, *, engines: Mapping[str, Any] = {}, sch
                              fix="restore with the engine names used when saving")
         e.set_state(parts[f"engines/{k}"])
     if scheduler is not None:
-        scheduler.set_state(parts["core/scheduler"])
+        scheduler.set_state(part("core/scheduler"))
     for k, g in rngs.items():
+        if k not in part("core/rng"):
+            raise SetupError(f"checkpoint {path} has no RNG stream '{k}' (has: {sorted(parts['core/rng'])})",
+                             fix="restore with the RNG names used when saving")
         g.bit_generator.state = json.loads(parts["core/rng"][k])
     ledger = Ledger.from_json(parts["core/ledger"]["json"]) if "core/ledger" in parts else None
     extra = {k[len("extra/"):]: v for k, v in parts.items() if k.startswith("extra/")}

@@ -85,7 +85,7 @@ def status(group: str = ENGINES) -> list[PluginStatus]:
         try:
             ep.load()
             out.append(PluginStatus(name, group, ep.value, True))
-        except (ImportError, AttributeError) as exc:
+        except Exception as exc:  # noqa: BLE001 - a broken plugin is reported, never fatal here
             out.append(PluginStatus(name, group, ep.value, False, f"{type(exc).__name__}: {exc}"))
     for name in sorted(_extra_plugins.get(group, {})):
         out.append(PluginStatus(name, group, "<registered in-process>", True))

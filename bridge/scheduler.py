@@ -37,8 +37,8 @@ class Participant:
     substeps: int = 1
 
     def __post_init__(self) -> None:
-        if int(self.substeps) < 1:
-            raise SetupError(f"participant '{self.name}' needs substeps >= 1, got {self.substeps}",
+        if isinstance(self.substeps, bool) or int(self.substeps) != self.substeps or int(self.substeps) < 1:
+            raise SetupError(f"participant '{self.name}' needs an integer substeps >= 1, got {self.substeps}",
                              fix="give the number of model steps per coupling window")
         self.substeps = int(self.substeps)
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import registry
-from .errors import BridgeError, EngineNotAvailable
+from .errors import EngineNotAvailable
 
 
 @dataclass
@@ -68,13 +68,13 @@ def discover() -> list[Case]:
     for name in registry.names(registry.VALIDATION):
         try:
             cases.extend(registry.load(name, registry.VALIDATION))
-        except BridgeError as exc:
+        except Exception as exc:  # noqa: BLE001 - a broken plugin becomes a failing case
             cases.append(Case(f"plugin:{name}", 0, f"validation plugin '{name}' failed to load",
                               _raiser(exc)))
     return sorted(cases, key=lambda c: (c.level, c.name))
 
 
-def _raiser(exc: BridgeError) -> Callable[..., Outcome]:
+def _raiser(exc: Exception) -> Callable[..., Outcome]:
     def func(quick: bool, outdir: Path | None) -> Outcome:
         raise exc
 
@@ -97,7 +97,7 @@ def run_case(case: Case, *, quick: bool, outdir: Path | None) -> CaseResult:
     t0 = time.perf_counter()
     try:
         out = case.func(quick=quick, outdir=outdir)
-    except (BridgeError, ArithmeticError, RuntimeError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - one failing case is recorded, the run goes on
         seconds = time.perf_counter() - t0
         err = f"{type(exc).__name__}: {exc}"
         if not isinstance(exc, EngineNotAvailable):
@@ -118,8 +118,24 @@ def write_json(results: list[CaseResult], path: Path, meta: dict | None = None) 
     payload = {"meta": meta or {}, "cases": [asdict(r) for r in results],
                "passed": all(r.passed for r in results)}
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=2, default=_json_default))
+    # NaN/inf (a failed case has value NaN) are not JSON: write them as null.
+    tmp.write_text(json.dumps(_finite_json(payload), indent=2, allow_nan=False, default=_json_default))
     os.replace(tmp, path)
+
+
+def _finite_json(obj: Any) -> Any:
+    """``obj`` with numpy values made plain and non-finite floats replaced by None."""
+    if isinstance(obj, dict):
+        return {k: _finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite_json(v) for v in obj]
+    if not isinstance(obj, (str, bytes, bool, int)) and type(obj).__module__ == "numpy":
+        obj = _json_default(obj)
+        if isinstance(obj, (list, dict)):
+            return _finite_json(obj)
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
 
 
 def _json_default(obj: Any) -> Any:
