@@ -7,7 +7,8 @@ system stepped by its own integrator alone.  Coupled: the same system with an
 exchange -- positions out through the adapter, a tether force ``-k (x - x_0)`` computed in
 NumPy, forces in through ``set_forces``.  Both contexts live in this process on the same
 platform and are timed interleaved; the ratio of the medians is the bridge overhead (goal:
-<= 1.05).  Both external-force implementations are measured: ``PythonForce`` (the default) and
+<= 1.05).  An A/A run (a second native context against the first) is reported alongside as
+the noise floor of these ratios on the machine at hand.  Both external-force implementations are measured: ``PythonForce`` (the default) and
 the ``CustomExternalForce`` fallback.
 """
 from __future__ import annotations
@@ -63,7 +64,17 @@ def bridge_overhead(quick: bool = False, repeats: int | None = None, platform: s
     def baseline() -> None:
         baseline_engine.integrator.step(steps)
 
-    results = []
+    # A/A run: a second native context against the first measures the timing noise floor.
+    twin_engine = engine(2)
+    twin_engine.set_state(start)
+    t = interleave(baseline, lambda: twin_engine.integrator.step(steps), repeats)
+    results = [BenchResult(
+        name="native_noise_floor", ratio=t.ratio, ratio_name="native / native time (A/A)",
+        baseline_seconds=t.baseline_median, coupled_seconds=t.coupled_median,
+        size={"atoms": n_atoms, "steps": steps, "repeats": repeats},
+        details={"platform": twin_engine.platform, "meaning": "spread expected of the ratios below from noise alone"},
+        timings={"baseline": t.baseline, "coupled": t.coupled})]
+    del twin_engine
     for mode in ("python", "parameters"):
         coupled_engine = engine(3)
         handle = coupled_engine.add_external_force(subset, mode=mode)
