@@ -10,3 +10,10 @@ so this module imports without it; a missing ASE raises
 from .engine import ASEEngine, ASEModel, ExternalForce, ase_units
 
 __all__ = ["ASEEngine", "ASEModel", "ExternalForce", "ase_units"]
+
+
+def describe() -> dict:
+    """What ``msbridge info`` shows."""
+    import ase
+
+    return {"version": ase.__version__}

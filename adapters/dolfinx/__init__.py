@@ -52,3 +52,17 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_EXPORTS))
+
+
+def describe() -> dict[str, Any]:
+    """What ``msbridge info`` shows: DOLFINx, PETSc, scalar type, MUMPS."""
+    from ._backend import require
+
+    require()
+    import dolfinx
+    from petsc4py import PETSc
+
+    return {"version": dolfinx.__version__,
+            "PETSc": ".".join(str(v) for v in PETSc.Sys.getVersion()),
+            "scalar": str(PETSc.ScalarType.__name__),
+            "MUMPS": PETSc.Sys.hasExternalPackage("mumps")}

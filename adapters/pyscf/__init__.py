@@ -12,3 +12,10 @@ PySCF's atomic units; the class converts at its edge.
 from .model import PySCFModel, build_mol, gradients, make_scf, run_scf
 
 __all__ = ["PySCFModel", "build_mol", "make_scf", "run_scf", "gradients"]
+
+
+def describe() -> dict:
+    """What ``msbridge info`` shows."""
+    import pyscf
+
+    return {"version": pyscf.__version__}
