@@ -171,7 +171,7 @@ def write_report(results: list[CaseResult], outdir: Path, meta: dict | None = No
     lines += ["", "| case | metric | value | reference | tolerance | passed | seconds |",
               "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in results:
-        lines.append(f"| {r.name} | {r.metric} | {r.value:.6g} | {r.reference:.6g} | {r.tolerance:.3g} | "
+        lines.append(f"| {r.name} | {r.metric.replace('|', '&#124;')} | {r.value:.6g} | {r.reference:.6g} | {r.tolerance:.3g} | "
                      f"{'yes' if r.passed else '**NO**'} | {r.seconds:.1f} |")
     for r in results:
         lines += ["", f"## {r.name}", "", r.description, ""]

@@ -181,6 +181,7 @@ class ExternalForce:
     def __init__(self, engine: "OpenMMEngine", indices: np.ndarray, mode: str, force: Any, slot: int):
         self._engine = engine
         self.indices = indices
+        self._index_list = [int(i) for i in indices]
         self.mode = mode
         self._force = force
         self.slot = slot
@@ -208,8 +209,9 @@ class ExternalForce:
         self.reference = np.ascontiguousarray(ref)
         if self.mode == "parameters":
             frc = self._force
-            for k in range(len(self.indices)):
-                frc.setParticleParameters(k, int(self.indices[k]), (*self.forces[k], *self.reference[k]))
+            rows = np.hstack([self.forces, self.reference]).tolist()   # plain floats: fast SWIG calls
+            for k, (i, row) in enumerate(zip(self._index_list, rows)):
+                frc.setParticleParameters(k, i, row)
             frc.updateParametersInContext(self._engine.context)
 
     def energy(self, positions: np.ndarray) -> float:
