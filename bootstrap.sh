@@ -41,6 +41,11 @@ setup() {
     if [ -x "$VENV/bin/python" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
         return 0
     fi
+    if [ -x "$VENV/bin/python" ] &&
+        ! "$VENV/bin/python" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' 2>/dev/null; then
+        echo "[bootstrap] $VENV has Python $("$VENV/bin/python" -c 'import platform; print(platform.python_version())'), need 3.12+: recreating it"
+        rm -rf "$VENV"
+    fi
     if [ ! -x "$VENV/bin/python" ]; then
         local py
         if ! py=$(find_python); then

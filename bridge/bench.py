@@ -7,7 +7,6 @@ we compare over time; absolute times only on the same machine.
 """
 from __future__ import annotations
 
-import json
 import os
 import platform
 import shutil
@@ -18,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from . import registry
+from . import fileio, registry
 from .errors import SetupError
 
 
@@ -127,12 +126,8 @@ def gpus() -> list[str]:
 
 
 def write_json(results: list[BenchResult], path: Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"machine": machine(), "benchmarks": [asdict(r) | {"met_goal": r.met_goal} for r in results]}
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=2, default=str))
-    os.replace(tmp, path)
+    fileio.write_json(path, {"machine": machine(),
+                             "benchmarks": [asdict(r) | {"met_goal": r.met_goal} for r in results]})
 
 
 def format_result(r: BenchResult) -> str:

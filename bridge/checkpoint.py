@@ -6,6 +6,9 @@ checkpoint) or an attribute (str, int, float, bool).  A SHA-256 over every entry
 shape, bytes, in sorted order) is stored in the root attribute ``sha256`` and verified on
 load; a mismatch raises :class:`~bridge.errors.SetupError`.
 
+Under MPI every rank's parts go into the same file (``rank<r>/<part>``, written by rank 0)
+and a restart must use the same number of ranks.
+
 The file is written to a temporary name in the same folder, flushed and fsync'ed, then renamed
 over the target (atomic on POSIX), so a crash never leaves a half-written checkpoint and an old
 one stays intact.  Nothing is pickled: only arrays, bytes and plain scalars are accepted.
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -72,9 +76,56 @@ def _check_name(name: str) -> None:
                          fix="use plain names like 'engines/openmm' (a leading '__' is reserved)")
 
 
+def _comm(comm: Any) -> Any:
+    """The communicator to use: ``comm``, else MPI.COMM_WORLD when mpi4py is loaded with > 1 rank."""
+    if comm is not None:
+        return comm if comm.Get_size() > 1 else None
+    mpi = sys.modules.get("mpi4py.MPI")
+    if mpi is not None and mpi.COMM_WORLD.Get_size() > 1:
+        return mpi.COMM_WORLD
+    return None
+
+
 def save(path: str | os.PathLike, parts: Mapping[str, Mapping[str, Any]],
-         metadata: Mapping[str, str] | None = None) -> Path:
-    """Write ``parts`` (``{part: {key: value}}``) to ``path`` atomically; return the path."""
+         metadata: Mapping[str, str] | None = None, *, comm: Any = None) -> Path:
+    """Write ``parts`` (``{part: {key: value}}``) to ``path`` atomically; return the path.
+
+    Under MPI (``comm``, or ``MPI.COMM_WORLD`` when mpi4py is loaded and has more than one
+    rank) the call is collective: every rank passes its own parts (e.g. the dofs it owns),
+    rank 0 writes them all into the one file as ``rank<r>/<part>`` and every rank returns
+    after the file is complete.  An error on any rank is raised on every rank.
+    """
+    comm = _comm(comm)
+    if comm is None:
+        return _write(path, parts, metadata)
+    local_error = None
+    try:
+        for part, entries in parts.items():
+            _check_name(part)
+            for key in entries:
+                _check_name(key)
+        _digest(parts)
+    except SetupError as exc:
+        local_error = str(exc)
+    errors = [e for e in comm.allgather(local_error) if e]
+    if errors:
+        raise SetupError(f"checkpoint not written: {errors[0]}", fix="make every rank's state checkpointable")
+    gathered = comm.gather({p: dict(e) for p, e in parts.items()}, root=0)
+    error = None
+    if comm.Get_rank() == 0:
+        merged = {f"rank{r}/{p}": e for r, rank_parts in enumerate(gathered) for p, e in rank_parts.items()}
+        try:
+            _write(path, merged, {**(metadata or {}), "ranks": str(comm.Get_size())})
+        except (SetupError, OSError) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+    error = comm.bcast(error, root=0)
+    if error:
+        raise SetupError(f"checkpoint {path} not written: {error}", fix="check the folder and free disk space")
+    return Path(path)
+
+
+def _write(path: str | os.PathLike, parts: Mapping[str, Mapping[str, Any]],
+           metadata: Mapping[str, str] | None = None) -> Path:
     path = Path(path)
     for part, entries in parts.items():
         _check_name(part)
@@ -110,8 +161,38 @@ def save(path: str | os.PathLike, parts: Mapping[str, Mapping[str, Any]],
     return path
 
 
-def load(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
-    """Read a checkpoint written by :func:`save`, verifying its checksum."""
+def load(path: str | os.PathLike, *, comm: Any = None) -> dict[str, dict[str, Any]]:
+    """Read a checkpoint written by :func:`save`, verifying its checksum.
+
+    Under MPI (see :func:`save`) the call is collective: rank 0 reads and verifies the file and
+    every rank receives its own parts; the number of ranks must equal the one that wrote it.
+    """
+    comm = _comm(comm)
+    if comm is None:
+        parts, meta = _read(path)
+        if "ranks" in meta:
+            raise SetupError(f"checkpoint {path} was written by {meta['ranks']} MPI ranks",
+                             fix=f"restart under mpiexec -n {meta['ranks']}")
+        return parts
+    payload: list[Any] | None = None
+    if comm.Get_rank() == 0:
+        try:
+            parts, meta = _read(path)
+            ranks = int(meta.get("ranks", 1))
+            if ranks != comm.Get_size():
+                raise SetupError(f"checkpoint {path} was written by {ranks} MPI rank(s), this run has "
+                                 f"{comm.Get_size()}", fix=f"restart under mpiexec -n {ranks}")
+            payload = [{p.split("/", 1)[1]: e for p, e in parts.items() if p.split("/", 1)[0] == f"rank{r}"}
+                       for r in range(ranks)]
+        except SetupError as exc:
+            payload = [exc] * comm.Get_size()
+    mine = comm.scatter(payload, root=0)
+    if isinstance(mine, SetupError):
+        raise SetupError(str(mine))
+    return mine
+
+
+def _read(path: str | os.PathLike) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
     path = Path(path)
     if not path.exists():
         raise SetupError(f"checkpoint {path} does not exist", fix="check the path, or start a new run")
@@ -127,6 +208,7 @@ def load(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
             raise SetupError(f"{path} is not an msbridge checkpoint (format {f.attrs.get('format')!r})",
                              fix="pass a file written by bridge.checkpoint.save")
         expected = str(f.attrs["sha256"])
+        meta = {k[len("meta_"):]: str(v) for k, v in f.attrs.items() if k.startswith("meta_")}
 
         def visit(name: str, obj: Any) -> None:
             if not isinstance(obj, h5py.Group):
@@ -156,12 +238,12 @@ def load(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
     if _digest(parts) != expected:
         raise SetupError(f"checkpoint {path} fails its SHA-256 check (corrupted or edited)",
                          fix="restart from an earlier checkpoint")
-    return parts
+    return parts, meta
 
 
 def save_run(path: str | os.PathLike, *, engines: Mapping[str, Any] = {}, scheduler: Any = None,
              ledger: Any = None, rngs: Mapping[str, np.random.Generator] = {},
-             extra: Mapping[str, Mapping[str, Any]] = {}) -> Path:
+             extra: Mapping[str, Mapping[str, Any]] = {}, comm: Any = None) -> Path:
     """Checkpoint a coupled run: each engine's ``get_state()``, the scheduler, ledger and RNGs.
 
     RNG streams are saved as their bit-generator state (JSON), the ledger as JSON: no pickle.
@@ -177,12 +259,12 @@ def save_run(path: str | os.PathLike, *, engines: Mapping[str, Any] = {}, schedu
         parts["core/rng"] = {k: json.dumps(g.bit_generator.state) for k, g in rngs.items()}
     for k, v in extra.items():
         parts[f"extra/{k}"] = dict(v)
-    return save(path, parts)
+    return save(path, parts, comm=comm)
 
 
 def restore_run(path: str | os.PathLike, *, engines: Mapping[str, Any] = {}, scheduler: Any = None,
-                rngs: Mapping[str, np.random.Generator] = {}) -> dict[str, Any]:
-    """Restore what :func:`save_run` wrote into the given objects.
+                rngs: Mapping[str, np.random.Generator] = {}, comm: Any = None) -> dict[str, Any]:
+    """Restore what :func:`save_run` wrote into the given objects (collective under MPI).
 
     Returns ``{"ledger": Ledger | None, "extra": {...}}``.  A missing engine part raises
     :class:`SetupError` naming it.
@@ -191,7 +273,7 @@ def restore_run(path: str | os.PathLike, *, engines: Mapping[str, Any] = {}, sch
 
     from .ledger import Ledger
 
-    parts = load(path)
+    parts = load(path, comm=comm)
 
     def part(name: str) -> dict[str, Any]:
         if name not in parts:

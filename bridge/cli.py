@@ -22,7 +22,7 @@ from . import registry, validation
 from .errors import BridgeError, SetupError
 from .log import configure
 
-ENGINE_DISTS = {"openmm": "openmm", "dolfinx": "dolfinx-solver-real", "pyscf": "pyscf", "ase": "ase"}
+ENGINE_DISTS = {name: dist for name, (_, dist) in registry.BUILTIN_ENGINES.items()}
 
 
 def _version(dist: str) -> str | None:

@@ -67,11 +67,14 @@ class Ledger:
         self.inflows: list[Inflow] = []
 
     # -- recording --------------------------------------------------------------------
-    def transfer(self, window: int, interface: str, quantity: str, sent: float,
-                 received: float | None = None) -> None:
-        """Record that ``sent`` left one side of ``interface`` and ``received`` entered the other."""
+    def transfer(self, window: int, interface: str, quantity: str, sent: float, received: float) -> None:
+        """Record that ``sent`` left one side of ``interface`` and ``received`` entered the other.
+
+        Both sides report their own measurement (e.g. from their own state), so the balance
+        tests the coupling rather than restating one number twice.
+        """
         sent = _finite(sent, f"{interface}/{quantity} sent")
-        received = sent if received is None else _finite(received, f"{interface}/{quantity} received")
+        received = _finite(received, f"{interface}/{quantity} received")
         self.transfers.append(Transfer(int(window), interface, quantity, sent, received))
 
     def store(self, window: int, model: str, quantity: str, change: float) -> None:

@@ -22,8 +22,11 @@ ENGINES = "multiscale_bridge.engines"
 VALIDATION = "multiscale_bridge.validation"
 BENCHMARKS = "multiscale_bridge.benchmarks"
 
+#: Built-in engines: name -> (pip extra that installs it, distribution whose version is reported).
+BUILTIN_ENGINES = {"openmm": ("openmm", "openmm"), "dolfinx": ("dolfinx", "dolfinx-solver-real"),
+                   "pyscf": ("pyscf", "pyscf"), "ase": ("ase", "ase")}
 #: pip extra of each built-in engine, for the "install X" message.
-EXTRAS = {"openmm": "openmm", "dolfinx": "dolfinx", "pyscf": "pyscf", "ase": "ase"}
+EXTRAS = {name: extra for name, (extra, _) in BUILTIN_ENGINES.items()}
 
 _extra_plugins: dict[str, dict[str, Any]] = {ENGINES: {}, VALIDATION: {}, BENCHMARKS: {}}
 

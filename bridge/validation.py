@@ -11,16 +11,14 @@ group as a list of :class:`Case` objects, ordered simplest first by ``level``.
 """
 from __future__ import annotations
 
-import json
 import math
-import os
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from . import registry
+from . import fileio, registry
 from .errors import EngineNotAvailable
 
 
@@ -112,42 +110,9 @@ def run_case(case: Case, *, quick: bool, outdir: Path | None) -> CaseResult:
 
 
 def write_json(results: list[CaseResult], path: Path, meta: dict | None = None) -> None:
-    """Write results atomically (temp file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"meta": meta or {}, "cases": [asdict(r) for r in results],
-               "passed": all(r.passed for r in results)}
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    # NaN/inf (a failed case has value NaN) are not JSON: write them as null.
-    tmp.write_text(json.dumps(_finite_json(payload), indent=2, allow_nan=False, default=_json_default))
-    os.replace(tmp, path)
-
-
-def _finite_json(obj: Any) -> Any:
-    """``obj`` with numpy values made plain and non-finite floats replaced by None."""
-    if isinstance(obj, dict):
-        return {k: _finite_json(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite_json(v) for v in obj]
-    if not isinstance(obj, (str, bytes, bool, int)) and type(obj).__module__ == "numpy":
-        obj = _json_default(obj)
-        if isinstance(obj, (list, dict)):
-            return _finite_json(obj)
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
-
-
-def _json_default(obj: Any) -> Any:
-    try:
-        import numpy as np
-        if isinstance(obj, np.generic):
-            return obj.item()
-        if isinstance(obj, np.ndarray):
-            return obj.tolist()
-    except ImportError:  # pragma: no cover
-        pass
-    return str(obj)
+    """Write results as strict JSON (a failed case's NaN becomes null), atomically."""
+    fileio.write_json(path, {"meta": meta or {}, "cases": [asdict(r) for r in results],
+                             "passed": all(r.passed for r in results)})
 
 
 def format_table(results: list[CaseResult]) -> str:
@@ -181,8 +146,4 @@ def write_report(results: list[CaseResult], outdir: Path, meta: dict | None = No
             lines += ["", "```", r.error, "```"]
         for fig in r.figures:
             lines += ["", f"![{r.name}]({Path(fig).name})"]
-    path = outdir / "report.md"
-    tmp = path.with_name(f".report.md.tmp{os.getpid()}")
-    tmp.write_text("\n".join(lines) + "\n")
-    os.replace(tmp, path)
-    return path
+    return fileio.atomic_write_text(outdir / "report.md", "\n".join(lines) + "\n")

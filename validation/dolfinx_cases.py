@@ -230,12 +230,15 @@ def run_split_heat(n_cells: int = 20, n_steps: int = 10, dt: float = 0.02, *, co
         worst_residual = max(worst_residual, abs(r))
         iterations.append(it)
         omegas.append(omega)
-        ledger.transfer(step, "interface", "energy", sent=flux_right * dt,
-                        received=-left.boundary_flux("interface") * dt)
-        ledger.store(step, "left", "energy", left.total_energy() - e_left)
-        ledger.store(step, "right", "energy", right.total_energy() - e_right)
-        ledger.inflow(step, "x=0", "energy", left.boundary_flux("x=0") * dt)
-        ledger.inflow(step, "x=1", "energy", right.boundary_flux("x=1") * dt)
+        # what crossed the interface, measured on each side from its own energy change minus its
+        # outer-boundary inflow (not from the flux value handed over, which would balance trivially)
+        d_left, d_right = left.total_energy() - e_left, right.total_energy() - e_right
+        q0, q1 = left.boundary_flux("x=0") * dt, right.boundary_flux("x=1") * dt
+        ledger.transfer(step, "interface", "energy", sent=-(d_left - q0), received=d_right - q1)
+        ledger.store(step, "left", "energy", d_left)
+        ledger.store(step, "right", "energy", d_right)
+        ledger.inflow(step, "x=0", "energy", q0)
+        ledger.inflow(step, "x=1", "energy", q1)
         times.append(step * dt)
         fluxes.append(flux_right)
         if step in snap_steps:

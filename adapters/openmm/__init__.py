@@ -15,7 +15,9 @@ reporters all see a consistent energy.  Two implementations, chosen by ``mode``:
 ``"parameters"`` (the fallback, and the choice for OpenMM < 8.5 or for XML serialisation)
     a ``CustomExternalForce`` with per-particle parameters ``fx, fy, fz, x0, y0, z0``; new
     forces are pushed with ``updateParametersInContext`` (an O(subset) loop once per exchange)
-    and the force runs on the device with no Python in the step.
+    and the force runs on the device with no Python in the step.  In a periodic (orthorhombic)
+    box the displacement ``x - x0`` is taken as a minimum image, because GPU platforms give
+    custom forces wrapped coordinates; the box lengths are refreshed at every ``set_forces``.
 
 State: :meth:`OpenMMEngine.get_state` returns OpenMM's exact binary checkpoint
 (``Context.createCheckpoint``: positions, velocities, time, integrator RNG; bit-exact restart on
@@ -25,12 +27,16 @@ and from XML otherwise (then the continuation is statistically, not bitwise, the
 """
 from __future__ import annotations
 
+import copy
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from bridge import units
 from bridge.errors import CalculationError, EngineNotAvailable, SetupError
+from bridge.log import get_logger
+
+_log = get_logger("openmm")
 
 try:
     import openmm
@@ -74,9 +80,10 @@ def select_platform(system: "openmm.System", integrator: "openmm.Integrator",
     """Create a ``Context`` on ``platform``, or on the first of :data:`PLATFORM_ORDER` that works.
 
     A platform is tried by creating the context (a registered CUDA platform on a machine without
-    a GPU fails only then).  A named platform that fails raises :class:`SetupError` with OpenMM's
-    reason; with no name, the reasons of the skipped platforms are kept in
-    ``context.msbridge_skipped`` (a dict) for ``msbridge info`` and logs.
+    a GPU fails only then).  Each attempt binds its own copy of ``integrator`` (a failed context
+    leaves its integrator bound), so the integrator that runs is ``context.getIntegrator()``.
+    A named platform that fails raises :class:`SetupError` with OpenMM's reason; with no name,
+    the skipped platforms are logged (``msbridge -v``) and kept in ``context.msbridge_skipped``.
     """
     _require()
     names = platforms()
@@ -91,15 +98,18 @@ def select_platform(system: "openmm.System", integrator: "openmm.Integrator",
     for name in order:
         plat = openmm.Platform.getPlatformByName(name)
         props = dict(properties or {}) if platform is not None else {}
+        attempt = copy.deepcopy(integrator)
         try:
-            ctx = openmm.Context(system, integrator, plat, props)
+            ctx = openmm.Context(system, attempt, plat, props)
         except openmm.OpenMMException as exc:
             skipped[name] = str(exc).strip()
             if platform is not None:
                 raise SetupError(f"OpenMM platform '{name}' failed to start: {exc}",
                                  fix="check the platform properties and drivers, or let the bridge choose") from exc
+            _log.info("OpenMM platform %s skipped: %s", name, skipped[name])
             continue
         ctx.msbridge_skipped = skipped
+        ctx.msbridge_integrator = attempt
         return ctx
     raise SetupError(f"no OpenMM platform could start: {skipped}", fix="reinstall openmm")
 
@@ -213,6 +223,10 @@ class ExternalForce:
             for k, (i, row) in enumerate(zip(self._index_list, rows)):
                 frc.setParticleParameters(k, i, row)
             frc.updateParametersInContext(self._engine.context)
+            if frc.getNumGlobalParameters():
+                for name, length in zip([frc.getGlobalParameterName(i) for i in range(3)],
+                                        np.diag(self._engine.get_box())):
+                    self._engine.context.setParameter(name, float(length))
 
     def energy(self, positions: np.ndarray) -> float:
         """Energy (kJ/mol) of the held forces at full-system ``positions`` ``(n, 3)`` nm."""
@@ -262,9 +276,10 @@ class OpenMMEngine:
                 integrator.setRandomNumberSeed(int(seed))
         self.system = system
         self.topology = topology
-        self.integrator = integrator
         self._externals: list[ExternalForce] = []
         self.context = select_platform(system, integrator, platform, platform_properties)
+        #: the integrator bound to the context (a copy of the one passed in)
+        self.integrator = self.context.msbridge_integrator
         self.platform = self.context.getPlatform().getName()
         if box is not None:
             b = units.finite_array(box, (3, 3), name="box")
@@ -416,7 +431,21 @@ class OpenMMEngine:
             force = openmm.PythonForce(handle._compute)
             force.setParticles([int(i) for i in idx])
         else:
-            force = openmm.CustomExternalForce("-(fx*(x-x0) + fy*(y-y0) + fz*(z-z0))")
+            slot = len(self._externals)
+            if self.system.usesPeriodicBoundaryConditions():
+                box = self.get_box()
+                if np.any(box[np.triu_indices(3, 1)]) or np.any(box[np.tril_indices(3, -1)]):
+                    raise SetupError("mode='parameters' supports orthorhombic periodic boxes only",
+                                     fix="use mode='python' for a triclinic box")
+                # GPU platforms hand CustomExternalForce wrapped coordinates: minimum image
+                L = [f"msb_L{c}{slot}" for c in "xyz"]
+                expr = ("-(fx*dx + fy*dy + fz*dz); "
+                        + "; ".join(f"d{c} = ({c}-{c}0) - {l}*floor(({c}-{c}0)/{l} + 0.5)" for c, l in zip("xyz", L)))
+                force = openmm.CustomExternalForce(expr)
+                for name, length in zip(L, np.diag(box)):
+                    force.addGlobalParameter(name, float(length))
+            else:
+                force = openmm.CustomExternalForce("-(fx*(x-x0) + fy*(y-y0) + fz*(z-z0))")
             for name in ("fx", "fy", "fz", "x0", "y0", "z0"):
                 force.addPerParticleParameter(name)
             for i in idx:

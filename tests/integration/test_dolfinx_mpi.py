@@ -12,7 +12,6 @@ import json
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -90,20 +89,14 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def _mpiexec() -> Path:
-    path = Path(sys.executable).parent / "mpiexec"
-    assert path.exists(), f"no mpiexec next to {sys.executable}: the 'dolfinx' extra installs the mpich wheel"
-    return path
-
-
 def _quadratic(x):
     return 1.0 + x[0] ** 2 + 2.0 * x[1] + 0.5 * x[0] * x[1]
 
 
-def test_two_ranks_agree_with_serial(tmp_path):
+def test_two_ranks_agree_with_serial(tmp_path, mpiexec):
     script = tmp_path / "dolfinx_two_ranks.py"
     script.write_text(SCRIPT)
-    proc = subprocess.run([str(_mpiexec()), "-n", "2", sys.executable, str(script)],
+    proc = subprocess.run([str(mpiexec), "-n", "2", sys.executable, str(script)],
                           capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-4000:]
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]

@@ -23,9 +23,7 @@ def test_example_quick(script, tmp_path):
 
 
 @pytest.mark.mpi
-def test_dolfinx_example_under_two_ranks(tmp_path):
-    mpiexec = Path(sys.executable).parent / "mpiexec"
-    assert mpiexec.exists(), "the 'dolfinx' extra installs the mpich wheel with mpiexec"
+def test_dolfinx_example_under_two_ranks(tmp_path, mpiexec):
     script = Path(__file__).resolve().parents[2] / "examples" / "plate_boundary_windows.py"
     out = subprocess.run([str(mpiexec), "-n", "2", sys.executable, str(script), "--quick", "--out",
                           str(tmp_path / "fig")], cwd=tmp_path, capture_output=True, text=True, timeout=600,

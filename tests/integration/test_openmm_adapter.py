@@ -194,3 +194,45 @@ def test_select_platform_named_reference():
     system = lennard_jones_system(2, SIGMA, EPS, MASS)
     ctx = select_platform(system, openmm.VerletIntegrator(0.001), "Reference")
     assert ctx.getPlatform().getName() == "Reference"
+
+
+def test_platform_that_fails_to_start_falls_back_to_the_next(monkeypatch):
+    """A registered platform that cannot start (CUDA without a GPU) must not block the others."""
+    import bridge_adapters.openmm as adapter
+
+    real_context = openmm.Context
+    first = next(p for p in adapter.PLATFORM_ORDER if p in adapter.platforms())
+
+    def flaky_context(system, integrator, platform, props):
+        if platform.getName() == first:
+            real_context(system, integrator, openmm.Platform.getPlatformByName("Reference"))  # binds it
+            raise openmm.OpenMMException(f"{first} cannot start here")
+        return real_context(system, integrator, platform, props)
+
+    monkeypatch.setattr(adapter.openmm, "Context", flaky_context)
+    eng = lj_engine(platform=None)
+    assert eng.platform != first
+    assert first in eng.context.msbridge_skipped
+    x0 = eng.get_positions()
+    eng.step(2)
+    assert not np.array_equal(eng.get_positions(), x0)
+
+
+def test_parameters_mode_energy_is_minimum_image_in_a_periodic_box():
+    """A wrapped coordinate (as GPU platforms give custom forces) must not shift the energy by f.L."""
+    pos, box = lattice.fcc(1.56 * SIGMA, (3, 3, 3))
+    system = lennard_jones_system(len(pos), SIGMA, EPS, MASS, box=box, cutoff=0.75)
+    plain = OpenMMEngine(lennard_jones_system(len(pos), SIGMA, EPS, MASS, box=box, cutoff=0.75), pos,
+                         platform="Reference")
+    eng = OpenMMEngine(system, pos, platform="Reference")
+    h = eng.add_external_force([0, 5], mode="parameters")
+    f = np.array([[3.0, -1.0, 2.0], [0.5, 0.5, 0.5]])
+    h.set_forces(f)
+    x = eng.get_positions()
+    shifted = x.copy()
+    shifted[0] += box[0] + box[2]                 # the same atom one box image away
+    shifted[0, 0] += 1e-3
+    eng.set_positions(shifted)
+    plain.set_positions(shifted)
+    held = eng.get_potential_energy() - plain.get_potential_energy()
+    assert held == pytest.approx(-3.0 * 1e-3, abs=1e-8)

@@ -179,7 +179,7 @@ def test_save_run_restore_run_continues_the_same_trajectory(tmp_path):
     sched = Scheduler(0.5, [Participant("md", eng.advance, substeps=2)])
     led = Ledger()
     sched.run(3, show_progress=False)
-    led.transfer(0, "md/fe", "energy", 1.25)
+    led.transfer(0, "md/fe", "energy", 1.25, 1.25)
     noise.normal(size=10)  # advance the stream before saving
     path = checkpoint.save_run(tmp_path / "run.h5", engines={"md": eng, "aux": aux}, scheduler=sched,
                                ledger=led, rngs={"noise": noise}, extra={"averages": {"rho": np.ones(3)}})

@@ -22,7 +22,7 @@ def balanced_ledger():
         led.transfer(k, "md/fe", "energy", sent=p[k], received=p[k])
         led.store(k, "continuum", "energy", q[k] - p[k])
         led.store(k, "atoms", "energy", p[k])
-        led.transfer(k, "md/fe", "momentum", sent=-0.1 * k)  # received defaults to sent
+        led.transfer(k, "md/fe", "momentum", sent=-0.1 * k, received=-0.1 * k)
     return led
 
 
@@ -73,7 +73,7 @@ def test_global_imbalance_with_stores_and_inflows():
 
 def test_stores_without_inflows_must_sum_to_zero():
     led = Ledger()
-    led.transfer(0, "qm/mm", "charge", sent=0.25)
+    led.transfer(0, "qm/mm", "charge", sent=0.25, received=0.25)
     led.store(0, "qm", "charge", -0.25)
     led.store(0, "mm", "charge", 0.25)
     led.check()
@@ -83,7 +83,7 @@ def test_stores_without_inflows_must_sum_to_zero():
 
 
 @pytest.mark.parametrize("call", [
-    lambda led: led.transfer(0, "a/b", "energy", math.nan),
+    lambda led: led.transfer(0, "a/b", "energy", math.nan, 1.0),
     lambda led: led.transfer(0, "a/b", "energy", 1.0, received=math.inf),
     lambda led: led.store(0, "md", "energy", math.nan),
     lambda led: led.inflow(0, "left", "energy", -math.inf),
