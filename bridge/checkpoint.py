@@ -188,7 +188,7 @@ def load(path: str | os.PathLike, *, comm: Any = None) -> dict[str, dict[str, An
             payload = [exc] * comm.Get_size()
     mine = comm.scatter(payload, root=0)
     if isinstance(mine, SetupError):
-        raise SetupError(str(mine))
+        raise mine          # rank 0's error (with its fix), raised on every rank
     return mine
 
 

@@ -50,7 +50,9 @@ def plane_strain_isotropic(E: float, nu: float) -> np.ndarray:
     """
     E, nu = float(E), float(nu)
     if not (E > 0.0 and -1.0 < nu < 0.5):
-        raise SetupError(f"need E > 0 and -1 < nu < 0.5, got E={E}, nu={nu}")
+        raise SetupError(f"need E > 0 and -1 < nu < 0.5, got E={E}, nu={nu}",
+                         fix="pass a positive, finite Young's modulus and a Poisson ratio "
+                             "strictly between -1 and 0.5")
     lam = E * nu / ((1.0 + nu) * (1.0 - 2.0 * nu))
     mu = E / (2.0 * (1.0 + nu))
     return np.array([[lam + 2.0 * mu, lam, 0.0],
@@ -63,13 +65,19 @@ def _phases(fractions: Sequence[float], C_list: Sequence[np.ndarray]) -> tuple[n
     C = np.asarray(C_list, dtype=np.float64)
     if C.ndim != 3 or C.shape[1:] != (3, 3) or C.shape[0] != f.size:
         raise SetupError(f"need one (3, 3) stiffness per fraction: {f.size} fraction(s), "
-                         f"stiffness array of shape {C.shape}")
+                         f"stiffness array of shape {C.shape}",
+                         fix="pass C_list as a list of (3, 3) Voigt matrices, one per volume "
+                             "fraction, in the same order")
     if np.any(f < 0.0) or abs(f.sum() - 1.0) > 1e-12:
-        raise SetupError(f"volume fractions must be non-negative and sum to 1, got {f.tolist()}")
+        raise SetupError(f"volume fractions must be non-negative and sum to 1, got {f.tolist()}",
+                         fix="pass non-negative fractions that add up to 1, e.g. f / sum(f)")
     if not np.all(np.isfinite(C)) or np.max(np.abs(C - C.transpose(0, 2, 1))) > 1e-12 * np.max(np.abs(C)):
-        raise SetupError("phase stiffnesses must be finite and symmetric")
+        raise SetupError("phase stiffnesses must be finite and symmetric",
+                         fix="pass symmetric Voigt matrices (C[i, j] == C[j, i]) without NaN/inf, "
+                             "e.g. from plane_strain_isotropic(E, nu)")
     if np.min(np.linalg.eigvalsh(C)) <= 0.0:
-        raise SetupError("phase stiffnesses must be positive definite")
+        raise SetupError("phase stiffnesses must be positive definite",
+                         fix="check E > 0 and -1 < nu < 0.5 of every phase")
     return f, C
 
 
@@ -83,7 +91,8 @@ def laminate_stiffness(fractions: Sequence[float], C_list: Sequence[np.ndarray],
     """
     f, C = _phases(fractions, C_list)
     if normal not in (0, 1):
-        raise SetupError(f"normal must be 0 or 1, got {normal}")
+        raise SetupError(f"normal must be 0 or 1, got {normal}",
+                         fix="pass normal=0 for layers stacked along x1, 1 for layers stacked along x2")
     n_idx = [normal, 2]
     t_idx = [1 - normal]
     Cnn = C[:, n_idx][:, :, n_idx]

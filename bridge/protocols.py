@@ -46,13 +46,16 @@ class ParticleEngine(Protocol):
 class ExternalForceHandle(Protocol):
     """External forces held on a subset of particles until replaced.
 
-    ``set_forces(forces)``: ``(len(indices), 3)`` kJ/(mol nm).  The work they do enters the
-    engine's potential energy as ``-sum f . (x - x_ref)`` with ``x_ref`` the positions when the
-    forces were set, so energy stays conserved between exchanges.
+    ``set_forces(forces, reference=None)``: ``forces`` ``(len(indices), 3)`` kJ/(mol nm);
+    ``reference`` ``(len(indices), 3)`` nm, the positions at which their energy is zero (default:
+    the current positions of the subset).  The work they do enters the engine's potential energy
+    as ``-sum f . (x - reference)``, so energy stays conserved between exchanges;
+    ``energy(positions)`` evaluates that term at full-system positions ``(n, 3)`` nm.
     """
 
     indices: np.ndarray
-    def set_forces(self, forces: np.ndarray) -> None: ...
+    def set_forces(self, forces: np.ndarray, reference: np.ndarray | None = None) -> None: ...
+    def energy(self, positions: np.ndarray) -> float: ...   # kJ/mol
 
 
 @runtime_checkable

@@ -13,25 +13,41 @@ layer and zero elsewhere.  ``weights(x)`` returns ``(n,)`` weights and ``gradien
 - :class:`Slab` -- ``d = |x_axis - centre| - half_width`` (a slab of full thickness
   ``2 half_width`` around ``centre`` along ``axis``), optionally periodic along that axis;
 - :class:`Sphere` -- ``d = |x - centre| - radius``, optionally with minimum-image in a box.
+
+Every length (``centre``, ``half_width``, ``radius``, ``hybrid_width``, ``period``, ``box``)
+is a float in nm or an ``openmm.unit`` Quantity; NaN or infinite values are a
+:class:`~bridge.errors.SetupError` naming the parameter.
 """
 from __future__ import annotations
 
-import math
+from typing import Any
 
 import numpy as np
 
 from .errors import SetupError
-from .units import finite_array
+from .units import finite_array, to_internal
+
+
+def _length(value: Any, name: str) -> float:
+    """One length in nm (float or Quantity), finite; a :class:`SetupError` naming ``name``."""
+    x = to_internal(value, name=name)
+    if np.ndim(x) != 0:
+        raise SetupError(f"{name} must be a single length, got an array of shape {np.shape(x)}",
+                         fix=f"pass {name} as one float in nm (or an openmm.unit Quantity)")
+    return float(x)
 
 
 class CosSquaredSwitch:
-    """The cos² switch from 1 (``d <= 0``) to 0 (``d >= width``); ``width`` > 0 in nm."""
+    """The cos² switch from 1 (``d <= 0``) to 0 (``d >= width``); ``width`` > 0 in nm.
 
-    def __init__(self, width: float):
-        width = float(width)
-        if not math.isfinite(width) or width <= 0:
-            raise SetupError(f"switch width must be a positive length, got {width}",
-                             fix="give the hybrid-layer width in nm (> 0)")
+    ``name``: what the width is called in error messages (zones pass ``"hybrid_width"``).
+    """
+
+    def __init__(self, width: Any, *, name: str = "width"):
+        width = _length(width, name)
+        if width <= 0:
+            raise SetupError(f"{name} must be a positive length, got {width}",
+                             fix=f"give the hybrid-layer width in nm (> 0), e.g. {name}=0.5")
         self.width = width
 
     def __call__(self, d: np.ndarray) -> np.ndarray:
@@ -49,8 +65,10 @@ class CosSquaredSwitch:
 class Zone:
     """Base class: subclasses define ``distance(x) -> (d, dd_dx)``."""
 
-    def __init__(self, hybrid_width: float):
-        self.switch = CosSquaredSwitch(hybrid_width)
+    def __init__(self, hybrid_width: Any):
+        self.switch = CosSquaredSwitch(hybrid_width, name="hybrid_width")
+        #: nm, the thickness of the hybrid layer
+        self.hybrid_width = self.switch.width
 
     def distance(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
         raise NotImplementedError
@@ -80,17 +98,28 @@ class Slab(Zone):
     ``period``: box length along ``axis`` for minimum-image distances (None: not periodic).
     """
 
-    def __init__(self, axis: int, centre: float, half_width: float, hybrid_width: float,
-                 period: float | None = None):
+    def __init__(self, axis: int, centre: Any, half_width: Any, hybrid_width: Any,
+                 period: Any = None):
         super().__init__(hybrid_width)
-        if axis not in (0, 1, 2):
-            raise SetupError(f"slab axis must be 0, 1 or 2, got {axis}", fix="pass axis=0 for x, 1 for y, 2 for z")
-        if not half_width >= 0:
-            raise SetupError(f"slab half-width must be >= 0, got {half_width}", fix="pass a length in nm")
-        if period is not None and not 2 * (half_width + hybrid_width) <= period:
-            raise SetupError(f"slab core + hybrid ({2 * (half_width + hybrid_width):g} nm) exceed the period {period:g} nm",
-                             fix="narrow the zone or enlarge the box")
-        self.axis, self.centre, self.half_width, self.period = axis, float(centre), float(half_width), period
+        if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) or axis not in (0, 1, 2):
+            raise SetupError(f"slab axis must be 0, 1 or 2, got {axis!r}",
+                             fix="pass axis=0 for x, 1 for y, 2 for z")
+        centre = _length(centre, "centre")
+        half_width = _length(half_width, "half_width")
+        if half_width < 0:
+            raise SetupError(f"slab half_width must be a length >= 0, got {half_width}",
+                             fix="pass half the core thickness in nm (0 for a core of zero thickness)")
+        if period is not None:
+            period = _length(period, "period")
+            if period <= 0:
+                raise SetupError(f"slab period must be a positive length, got {period}",
+                                 fix="pass the box length along the slab axis in nm, "
+                                     "or period=None for a non-periodic slab")
+            width = 2 * (half_width + self.hybrid_width)
+            if width > period:
+                raise SetupError(f"slab core + hybrid ({width:g} nm) exceed the period {period:g} nm",
+                                 fix="narrow the zone or enlarge the box")
+        self.axis, self.centre, self.half_width, self.period = int(axis), centre, half_width, period
 
     def distance(self, x):
         dx = x[:, self.axis] - self.centre
@@ -108,16 +137,24 @@ class Sphere(Zone):
     ``box``: ``(3,)`` orthorhombic box lengths for minimum-image distances (None: not periodic).
     """
 
-    def __init__(self, centre, radius: float, hybrid_width: float, box=None):
+    def __init__(self, centre: Any, radius: Any, hybrid_width: Any, box: Any = None):
         super().__init__(hybrid_width)
-        if not radius >= 0:
-            raise SetupError(f"sphere radius must be >= 0, got {radius}", fix="pass a length in nm")
+        radius = _length(radius, "radius")
+        if radius < 0:
+            raise SetupError(f"sphere radius must be a length >= 0, got {radius}",
+                             fix="pass the core radius in nm (0 for a point core)")
         self.centre = finite_array(centre, (3,), name="sphere centre")
-        self.radius = float(radius)
+        self.radius = radius
         self.box = None if box is None else finite_array(box, (3,), name="box lengths")
-        if self.box is not None and 2 * (radius + hybrid_width) > self.box.min():
-            raise SetupError("sphere plus hybrid shell does not fit in the periodic box",
-                             fix="shrink the sphere or enlarge the box")
+        if self.box is not None:
+            if np.any(self.box <= 0):
+                raise SetupError(f"box lengths must be positive, got {self.box.tolist()}",
+                                 fix="pass the three orthorhombic box lengths in nm, or box=None")
+            diameter = 2 * (radius + self.hybrid_width)
+            if diameter > self.box.min():
+                raise SetupError(f"sphere plus hybrid shell ({diameter:g} nm across) does not fit "
+                                 f"in the periodic box (shortest side {self.box.min():g} nm)",
+                                 fix="shrink the sphere or enlarge the box")
 
     def distance(self, x):
         dx = x - self.centre

@@ -1,7 +1,7 @@
 r"""An ASE calculator that adds held external forces to another calculator (ASE units).
 
-For external forces :math:`f_i` (eV/Å) on atoms :math:`i`, set when the atoms were at
-:math:`x_i^\mathrm{ref}` (Å), the calculator returns
+For external forces :math:`f_i` (eV/Å) on atoms :math:`i` with reference positions
+:math:`x_i^\mathrm{ref}` (Å; where their energy is zero), the calculator returns
 
 .. math::
 

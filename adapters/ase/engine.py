@@ -16,16 +16,16 @@ time        ps                         ``FS / ase.units.fs``
 velocity    nm/ps                      ``ANGSTROM / (FS / ase.units.fs)``
 =========== ========================== =================================================
 
-External forces.  :meth:`ASEEngine.add_external_force` returns a handle whose forces
-:math:`f_i` (kJ/(mol nm)) are added to the calculator's forces and whose work enters the
-potential energy as :math:`-\sum_i f_i \cdot (x_i - x_i^\mathrm{ref})`, with
-:math:`x^\mathrm{ref}` the positions when the forces were set.  Energy is conserved while
-the forces are held; setting new forces resets the reference (the potential energy then
-jumps by the old term, which the coupling method books as work).
+External forces.  :meth:`ASEEngine.add_external_force` returns a handle (the same API as
+the OpenMM adapter's ``ExternalForce``) whose forces :math:`f_i` (kJ/(mol nm)) are added to the
+calculator's forces and whose work enters the potential energy as
+:math:`-\sum_i f_i \cdot (x_i - x_i^\mathrm{ref})`, with :math:`x^\mathrm{ref}` the
+``reference`` passed to ``set_forces`` (default: the positions when the forces were set).
+Energy is conserved while the forces are held; setting new forces resets the reference (the
+potential energy then jumps by the old term, which the coupling method books as work).
 """
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from bridge.errors import CalculationError, EngineNotAvailable, SetupError
+from bridge.options import check_options
 from bridge.units import ANGSTROM, EV, FS, finite_array, to_internal
 
 __all__ = ["ASEEngine", "ASEModel", "ExternalForce", "ase_units"]
@@ -77,6 +78,20 @@ def _restore(internal: Any, native: Any, factor: np.ndarray | float, name: str,
     return arr / factor
 
 
+def _check_atoms(atoms: Any) -> None:
+    """Refuse NaN/inf positions, momenta or cell, or non-positive masses, in an ``ase.Atoms``."""
+    n = len(atoms)
+    finite_array(atoms.get_positions(), (n, 3), name="atoms.positions")
+    finite_array(atoms.cell[:], (3, 3), name="atoms.cell")
+    if atoms.has("momenta"):
+        finite_array(atoms.get_momenta(), (n, 3), name="atoms momenta")
+    masses = np.asarray(atoms.get_masses(), dtype=float)
+    if not np.all(np.isfinite(masses) & (masses > 0)):
+        bad = np.flatnonzero(~(np.isfinite(masses) & (masses > 0))).tolist()
+        raise SetupError(f"atoms masses must be positive and finite; atoms {bad} are not",
+                         fix="fix them with atoms.set_masses(...) (or leave ASE's defaults)")
+
+
 @contextmanager
 def _engine_call(calculator_error: type[Exception], what: str) -> Iterator[None]:
     """Turn an ASE calculator failure into :class:`CalculationError`."""
@@ -84,36 +99,57 @@ def _engine_call(calculator_error: type[Exception], what: str) -> Iterator[None]
         yield
     except calculator_error as exc:
         raise CalculationError(f"ASE calculator failed during {what}",
-                               reason=f"{type(exc).__name__}: {exc}") from exc
+                               reason=f"{type(exc).__name__}: {exc}",
+                               fix="check the geometry (overlapping or far-flung atoms) and "
+                                   "that the calculator supports these elements") from exc
 
 
 class ExternalForce:
-    """External forces held on a subset of an :class:`ASEEngine`'s atoms.
+    """External forces held on a subset of an :class:`ASEEngine`'s atoms until replaced.
+
+    The same API as the OpenMM adapter's ``ExternalForce``: :meth:`set_forces` with an
+    optional ``reference``, :meth:`energy` of full-system positions; plus :meth:`remove`.
 
     Attributes:
       indices: ``(k,)`` int, the atoms the forces act on.
+      forces: ``(k, 3)`` kJ/(mol nm), the forces held now (a copy; zero at first).
+      reference: ``(k, 3)`` nm, the positions at which the held forces' energy is zero (a copy;
+        the positions of the subset when the handle was made, until :meth:`set_forces`).
     """
 
     def __init__(self, engine: "ASEEngine", indices: np.ndarray):
         self._engine = engine
         self.indices = indices
+        native = engine._atoms.positions[indices].copy()
         self._forces = np.zeros((len(indices), 3))
-        self._term = [indices, np.zeros((len(indices), 3)),
-                      engine._atoms.positions[indices].copy()]
+        self._reference = native * engine._units["length"]
+        # what the calculator wrapper reads, in ASE units: indices, forces eV/Å, reference Å
+        self._term = [indices, np.zeros((len(indices), 3)), native]
         self._active = True
 
-    def set_forces(self, forces: Any) -> None:
-        """Hold ``forces`` ``(k, 3)`` kJ/(mol nm) on :attr:`indices` from the current positions.
+    def set_forces(self, forces: Any, reference: Any = None) -> None:
+        """Hold ``forces`` ``(k, 3)`` kJ/(mol nm) on :attr:`indices` from now on.
 
-        The potential energy gains ``-sum f . (x - x_ref)`` with ``x_ref`` the positions now.
+        ``reference``: ``(k, 3)`` nm, the positions at which the held forces' energy is zero;
+        by default the current positions of the subset.  The potential energy gains
+        ``-sum f . (x - reference)``.  NaN or infinite entries are refused before reaching ASE.
         """
         if not self._active:
             raise SetupError("this external force was removed",
                              fix="call engine.add_external_force(indices) for a new handle")
-        f = finite_array(forces, (len(self.indices), 3), name="external forces")
+        u = self._engine._units
+        k = len(self.indices)
+        f = finite_array(forces, (k, 3), name="external forces")
+        if reference is None:
+            native = self._engine._atoms.positions[self.indices].copy()
+            ref = native * u["length"]
+        else:
+            ref = finite_array(reference, (k, 3), name="reference positions").copy()
+            native = ref / u["length"]
         self._forces = f.copy()
-        self._term[1] = f / self._engine._units["force"]
-        self._term[2] = self._engine._atoms.positions[self.indices].copy()
+        self._reference = ref
+        self._term[1] = f / u["force"]
+        self._term[2] = native
         self._engine._wrapper.reset()
 
     @property
@@ -122,15 +158,15 @@ class ExternalForce:
         return self._forces.copy()
 
     @property
-    def reference_positions(self) -> np.ndarray:
-        """``(k, 3)`` nm, the positions at which the forces were set."""
-        return self._term[2] * self._engine._units["length"]
+    def reference(self) -> np.ndarray:
+        """``(k, 3)`` nm, the positions at which the held forces' energy is zero (a copy)."""
+        return self._reference.copy()
 
-    @property
-    def energy(self) -> float:
-        """kJ/mol, the current ``-sum f . (x - x_ref)``."""
-        x = self._engine._atoms.positions[self.indices]
-        return -float(np.sum(self._term[1] * (x - self._term[2]))) * self._engine._units["energy"]
+    def energy(self, positions: Any) -> float:
+        """Energy (kJ/mol) of the held forces at full-system ``positions`` ``(n, 3)`` nm:
+        ``-sum f . (positions[indices] - reference)``."""
+        x = finite_array(positions, (self._engine.n_particles, 3), name="positions")
+        return -float(np.sum(self._forces * (x[self.indices] - self._reference)))
 
     def remove(self) -> None:
         """Stop applying these forces (their energy term goes with them)."""
@@ -153,7 +189,8 @@ class ASEEngine:
         ``functools.partial(Langevin, temperature_K=300, friction=...)``; default
         ``ase.md.verlet.VelocityVerlet``.  The time step is passed in ASE time units.
 
-    Any other keyword is a :class:`SetupError`.
+    Any other keyword is a :class:`SetupError`, and so are NaN or infinite positions,
+    momenta or cell in ``atoms`` (refused before anything reaches ASE).
 
     Checkpoints: :meth:`get_state` holds positions, velocities, cell and time in bridge units
     (portable) plus the ASE-unit arrays they came from, so :meth:`set_state` of an unmodified
@@ -164,24 +201,21 @@ class ASEEngine:
     def __init__(self, atoms: Any, calculator: Any = None, timestep: Any = 0.001, *,
                  integrator: Callable[..., Any] | None = None, **unknown: Any):
         ase, units, VelocityVerlet, CalculatorError, Wrapper = _ase()
-        if unknown:
-            names = ("calculator", "timestep", "integrator")
-            hints = [f"'{k}'" + (f" (did you mean '{c[0]}'?)"
-                                 if (c := difflib.get_close_matches(k, names, n=1)) else "")
-                     for k in unknown]
-            raise SetupError(f"unknown ASEEngine option {', '.join(hints)}",
-                             fix=f"valid options: {', '.join(names)}")
+        check_options(unknown, ("calculator", "timestep", "integrator"), "ASEEngine")
         if not isinstance(atoms, ase.Atoms):
-            raise SetupError(f"atoms must be an ase.Atoms, got {type(atoms).__name__}")
+            raise SetupError(f"atoms must be an ase.Atoms, got {type(atoms).__name__}",
+                             fix="build one with ase.Atoms(...) or ase.io.read(...)")
         if len(atoms) == 0:
-            raise SetupError("atoms is empty")
+            raise SetupError("atoms is empty", fix="pass an ase.Atoms with at least one atom")
+        _check_atoms(atoms)
         calc = calculator if calculator is not None else atoms.calc
         if calc is None:
             raise SetupError("no ASE calculator given",
                              fix="pass calculator=..., or attach one as atoms.calc")
         dt = to_internal(timestep, name="timestep")
         if not np.ndim(dt) == 0 or not dt > 0:
-            raise SetupError(f"timestep must be a positive number of ps, got {timestep!r}")
+            raise SetupError(f"timestep must be a positive number of ps, got {timestep!r}",
+                             fix="pass e.g. timestep=0.001 (1 fs) or an openmm.unit Quantity")
         self._units = ase_units()
         self._calculator_error = CalculatorError
         self._atoms = atoms.copy()
@@ -267,7 +301,8 @@ class ASEEngine:
     def step(self, n: int = 1) -> None:
         """Advance ``n`` time steps with the integrator."""
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-            raise SetupError(f"step(n) needs a non-negative integer, got {n!r}")
+            raise SetupError(f"step(n) needs a non-negative integer, got {n!r}",
+                             fix="pass the number of time steps as an int, e.g. step(10)")
         if n == 0:
             return
         with _engine_call(self._calculator_error, "step"):
@@ -283,12 +318,17 @@ class ASEEngine:
         """
         idx = np.asarray(indices)
         if idx.ndim != 1 or (idx.size and not np.issubdtype(idx.dtype, np.integer)):
-            raise SetupError("indices must be a 1-D sequence of integers")
+            raise SetupError(f"indices must be a 1-D sequence of integers, got {indices!r}",
+                             fix="pass atom indices such as [0, 4, 7]")
         idx = idx.astype(np.intp)
         if idx.size and (idx.min() < 0 or idx.max() >= self.n_particles):
-            raise SetupError(f"indices out of range 0..{self.n_particles - 1}")
+            raise SetupError(f"indices out of range 0..{self.n_particles - 1}: "
+                             f"{idx[(idx < 0) | (idx >= self.n_particles)].tolist()}",
+                             fix=f"use 0-based indices below n_particles ({self.n_particles})")
         if len(np.unique(idx)) != len(idx):
-            raise SetupError("indices contain duplicates")
+            values, counts = np.unique(idx, return_counts=True)
+            raise SetupError(f"indices contain duplicates: {values[counts > 1].tolist()}",
+                             fix="list each atom once (add a second handle to stack forces)")
         handle = ExternalForce(self, idx)
         self._handles.append(handle)
         self._wrapper.terms.append(handle._term)
@@ -325,7 +365,7 @@ class ASEEngine:
         }
         for k, h in enumerate(self._handles):
             state[f"external_{k}_forces"] = h._forces.copy()
-            state[f"external_{k}_reference"] = h._term[2] * u["length"]
+            state[f"external_{k}_reference"] = h._reference.copy()
             state[f"external_{k}_native_reference"] = h._term[2].copy()
         return state
 
@@ -356,21 +396,26 @@ class ASEEngine:
                             "state cell", (3, 3))
         ext = []
         for k, h in enumerate(self._handles):
+            if f"external_{k}_reference" not in state:
+                raise SetupError(f"state has 'external_{k}_forces' but no 'external_{k}_reference'",
+                                 fix="pass a dict from get_state()")
             f = finite_array(state[f"external_{k}_forces"], (len(h.indices), 3),
                              name=f"state external_{k}_forces")
-            ref = _restore(state[f"external_{k}_reference"],
-                           state.get(f"external_{k}_native_reference"), u["length"],
-                           f"state external_{k}_reference", (len(h.indices), 3))
-            ext.append((f, ref))
+            ref = finite_array(state[f"external_{k}_reference"], (len(h.indices), 3),
+                               name=f"state external_{k}_reference").copy()
+            native = _restore(ref, state.get(f"external_{k}_native_reference"), u["length"],
+                              f"state external_{k}_reference", (len(h.indices), 3))
+            ext.append((f, ref, native))
         time = float(to_internal(state["time"], name="state time"))
         if cell is not None:
             self._atoms.set_cell(cell, scale_atoms=False)
         self._atoms.set_positions(pos, apply_constraint=False)
         self._atoms.set_momenta(mom, apply_constraint=False)
-        for h, (f, ref) in zip(self._handles, ext):
+        for h, (f, ref, native) in zip(self._handles, ext):
             h._forces = f.copy()
+            h._reference = ref
             h._term[1] = f / u["force"]
-            h._term[2] = ref
+            h._term[2] = native
         self._time_origin = time
         self._steps = 0
         self._wrapper.reset()
@@ -419,9 +464,11 @@ class ASEModel:
     def __init__(self, calc: Any, atoms: Any):
         ase, _, _, CalculatorError, _ = _ase()
         if not isinstance(atoms, ase.Atoms):
-            raise SetupError(f"atoms must be an ase.Atoms, got {type(atoms).__name__}")
+            raise SetupError(f"atoms must be an ase.Atoms, got {type(atoms).__name__}",
+                             fix="build one with ase.Atoms(...) or ase.io.read(...)")
         if calc is None:
-            raise SetupError("no ASE calculator given")
+            raise SetupError("no ASE calculator given",
+                             fix="pass an ASE calculator instance, e.g. ASEModel(EMT(), atoms)")
         self._units = ase_units()
         self._calculator_error = CalculatorError
         self._atoms = atoms.copy()
@@ -466,6 +513,8 @@ class ASEModel:
         for p in properties:
             if not np.all(np.isfinite(self.results[p])):
                 self.results.pop(p)
-                raise CalculationError(f"ASE calculator returned non-finite {p}")
+                raise CalculationError(f"ASE calculator returned non-finite {p}",
+                                       fix="check the positions (overlapping atoms?) and the "
+                                           "calculator's own output and settings")
         return {p: (np.array(self.results[p], copy=True) if isinstance(self.results[p], np.ndarray)
                     else self.results[p]) for p in properties}

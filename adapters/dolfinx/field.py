@@ -263,7 +263,8 @@ class DolfinxField:
             raise SetupError(f"theta must lie in (0, 1], got {theta}",
                              fix="use 1 (backward Euler) or 0.5 (Crank-Nicolson)")
         if int(degree) < 1:
-            raise SetupError(f"degree must be >= 1, got {degree}")
+            raise SetupError(f"degree must be >= 1, got {degree}",
+                             fix="pass degree=1 (linear) or 2 (quadratic Lagrange elements)")
         both = sorted(set(dirichlet or {}) & set(neumann or {}))
         if both:
             raise SetupError(f"boundaries {both} are given both Dirichlet and Neumann data",
@@ -320,11 +321,14 @@ class DolfinxField:
     def _coefficient(self, value, what: str):
         if isinstance(value, numbers.Real):
             if not math.isfinite(float(value)):
-                raise SetupError(f"{what} is {value}")
+                raise SetupError(f"{what} is {value}",
+                                 fix=f"pass a finite number for {what}")
             return dolfinx.fem.Constant(self.mesh, PETSc.ScalarType(float(value)))
         if isinstance(value, (dolfinx.fem.Function, dolfinx.fem.Constant, ufl.core.expr.Expr)):
             if getattr(value, "ufl_shape", ()) != ():
-                raise SetupError(f"{what} must be scalar, got shape {value.ufl_shape}")
+                raise SetupError(f"{what} must be scalar, got shape {value.ufl_shape}",
+                                 fix=f"pass a scalar Function/Constant/expression for {what} "
+                                     "(the model is isotropic heat conduction)")
             return value
         raise SetupError(f"{what} must be a float, a dolfinx Function/Constant or a UFL expression, "
                          f"got {type(value).__name__}",
@@ -337,7 +341,8 @@ class DolfinxField:
             self.u.interpolate(initial)
         else:
             raise SetupError(f"initial must be a float, a callable x -> values or a Function, "
-                             f"got {type(initial).__name__}")
+                             f"got {type(initial).__name__}",
+                             fix="pass e.g. initial=293.15 or initial=lambda x: 300 + 0 * x[0]")
         self.u.x.scatter_forward()
         self._u_n.x.array[:] = self.u.x.array
 
@@ -492,7 +497,7 @@ class DolfinxField:
             raise SetupError("set_source takes a float, and only when the source was given as a float",
                              fix="update your own source Function in place instead")
         if not math.isfinite(float(value)):
-            raise SetupError(f"source is {value}")
+            raise SetupError(f"source is {value}", fix="pass a finite source in W m^-3")
         self._f.value = float(value)
         self._source_is_zero = float(value) == 0.0
 
@@ -524,7 +529,8 @@ class DolfinxField:
         """
         dt = float(dt)
         if not (math.isfinite(dt) and dt > 0.0):
-            raise SetupError(f"dt must be positive and finite, got {dt}")
+            raise SetupError(f"dt must be positive and finite, got {dt}",
+                             fix="pass the time step in s, e.g. advance(1e-3)")
         system = self._transient
         if self._dt_assembled != dt:
             self._dt.value = dt
@@ -617,7 +623,8 @@ class DolfinxField:
         See :func:`bridge_adapters.dolfinx.evaluate` for the MPI conventions and ``outside``.
         """
         if field not in (None, self.u.name):
-            raise SetupError(f"unknown field '{field}' (known: {self.u.name})")
+            raise SetupError(f"unknown field '{field}' (known: {self.u.name})",
+                             fix=f"pass field=None or field='{self.u.name}'")
         return _evaluate(self.u, points, outside=outside)
 
     # -- state ------------------------------------------------------------------------------
@@ -658,7 +665,8 @@ class DolfinxField:
                 raise SetupError(f"unknown state entry '{key}'", fix="pass a dict from get_state()")
             arr = np.asarray(value, dtype=np.float64)
             if arr.shape != (n,):
-                raise SetupError(f"state '{key}' has shape {arr.shape}, expected ({n},)")
+                raise SetupError(f"state '{key}' has shape {arr.shape}, expected ({n},)",
+                                 fix="restore on the same mesh and the same number of MPI ranks")
             targets.append(((self._g if kind == "dirichlet" else self._q)[bname], arr))
         for fn, arr in targets:
             fn.x.array[:n] = arr

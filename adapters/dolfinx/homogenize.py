@@ -77,7 +77,9 @@ class HomogenizationResult:
 def _stiffness_function(mesh, stiffness, cell_tags):
     if isinstance(stiffness, dolfinx.fem.Function):
         if stiffness.ufl_shape != (3, 3):
-            raise SetupError(f"stiffness Function must have shape (3, 3), got {stiffness.ufl_shape}")
+            raise SetupError(f"stiffness Function must have shape (3, 3), got {stiffness.ufl_shape}",
+                             fix="build it with cell_function(mesh, values, shape=(3, 3)) "
+                                 "holding the Voigt [11, 22, 12] stiffness")
         return stiffness
     if isinstance(stiffness, Mapping) and cell_tags is None:
         raise SetupError("a mapping of phase stiffnesses needs cell_tags",
@@ -85,7 +87,9 @@ def _stiffness_function(mesh, stiffness, cell_tags):
     if not (callable(stiffness) or isinstance(stiffness, Mapping)):
         arr = np.asarray(stiffness, dtype=np.float64)
         if arr.shape != (3, 3):
-            raise SetupError(f"stiffness must be (3, 3) Voigt, got shape {arr.shape}")
+            raise SetupError(f"stiffness must be (3, 3) Voigt, got shape {arr.shape}",
+                             fix="pass the plane-strain Voigt [11, 22, 12] matrix, e.g. "
+                                 "bridge.homogenization.plane_strain_isotropic(E, nu)")
     return cell_function(mesh, stiffness, tags=cell_tags, name="C", shape=(3, 3))
 
 
@@ -93,7 +97,8 @@ def _check_stiffness(C: dolfinx.fem.Function) -> None:
     mats = C.x.array.reshape(-1, 3, 3)
     scale = np.max(np.abs(mats))
     if not np.all(np.isfinite(mats)) or scale == 0.0:
-        raise SetupError("stiffness contains NaN/inf or is zero")
+        raise SetupError("stiffness contains NaN/inf or is zero",
+                         fix="give every phase a finite, nonzero stiffness (check E and nu)")
     if np.max(np.abs(mats - mats.transpose(0, 2, 1))) > 1e-12 * scale:
         raise SetupError("stiffness is not symmetric in some cell", fix="pass symmetric Voigt matrices")
     if np.min(np.linalg.eigvalsh(mats)) <= 0.0:

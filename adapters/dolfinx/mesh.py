@@ -55,7 +55,8 @@ def _comm(comm):
 def _counts(n: Sequence[int] | int, dim: int, what: str) -> list[int]:
     counts = [int(n)] * dim if np.isscalar(n) else [int(c) for c in n]
     if len(counts) != dim or any(c < 1 for c in counts):
-        raise SetupError(f"{what} needs {dim} positive cell count(s), got {n!r}")
+        raise SetupError(f"{what} needs {dim} positive cell count(s), got {n!r}",
+                         fix=f"pass n as one integer >= 1 or {dim} of them")
     return counts
 
 
@@ -64,7 +65,9 @@ def _corners(lower, upper, dim: int, what: str) -> tuple[np.ndarray, np.ndarray]
     hi = np.asarray(upper, dtype=np.float64).reshape(-1)
     if lo.shape != (dim,) or hi.shape != (dim,) or not np.all(hi > lo):
         raise SetupError(f"{what} needs lower < upper with {dim} coordinate(s) each, "
-                         f"got {lower!r}, {upper!r}")
+                         f"got {lower!r}, {upper!r}",
+                         fix=f"pass {dim} lower and {dim} upper corner coordinates, each lower "
+                             "strictly below its upper")
     return lo, hi
 
 
@@ -170,7 +173,8 @@ def _tag(mesh: dolfinx.mesh.Mesh, dim: int, locators: Mapping[str, Locator], *,
     n_owned = mesh.topology.index_map(dim).size_local
     for value, (name, locator) in enumerate(locators.items(), start=1):
         if not isinstance(name, str) or not name:
-            raise SetupError(f"{what} names must be non-empty strings, got {name!r}")
+            raise SetupError(f"{what} names must be non-empty strings, got {name!r}",
+                             fix="key the locators by names such as 'left', 'inclusion'")
         if not callable(locator):
             raise SetupError(f"the locator of {what} '{name}' is not callable",
                              fix="pass a function x -> bool mask, x of shape (3, n)")
@@ -265,7 +269,9 @@ def cell_function(mesh: dolfinx.mesh.Mesh, values, *, tags: NamedTags | None = N
     else:
         val = np.asarray(values, dtype=np.float64).reshape(-1)
         if val.size != size:
-            raise SetupError(f"value of shape {np.shape(values)} does not match shape {shape}")
+            raise SetupError(f"value of shape {np.shape(values)} does not match shape {shape}",
+                             fix=f"pass one value with {size} entries (shape {shape}), a mapping "
+                                 "region -> value, or a callable of the cell midpoints")
         array[:] = val
     f.x.scatter_forward()
     return f

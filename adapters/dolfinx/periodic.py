@@ -68,10 +68,14 @@ class PeriodicConstraint:
         lo = xg.min(axis=0) if lower is None else np.asarray(lower, dtype=np.float64)
         hi = xg.max(axis=0) if upper is None else np.asarray(upper, dtype=np.float64)
         if lo.shape != (gdim,) or hi.shape != (gdim,) or not np.all(hi > lo):
-            raise SetupError(f"box corners must have shape ({gdim},) with lower < upper")
+            raise SetupError(f"box corners must have shape ({gdim},) with lower < upper, "
+                             f"got lower={lo.tolist()}, upper={hi.tolist()}",
+                             fix=f"pass lower= and upper= with {gdim} coordinates each (or leave "
+                                 "them None to use the mesh's bounding box)")
         dirs = list(range(gdim)) if directions is None else [int(d) for d in directions]
         if not dirs or any(d < 0 or d >= gdim for d in dirs) or len(set(dirs)) != len(dirs):
-            raise SetupError(f"periodic directions must be distinct axes in 0..{gdim - 1}, got {directions}")
+            raise SetupError(f"periodic directions must be distinct axes in 0..{gdim - 1}, got {directions}",
+                             fix=f"pass e.g. directions={list(range(gdim))} (or None for all axes)")
         tol = 1e-8 * float(np.max(hi - lo)) if tol is None else float(tol)
 
         x = V.tabulate_dof_coordinates()[:, :gdim]

@@ -78,11 +78,15 @@ def _as_points(points, gdim: int) -> np.ndarray:
         x = x.reshape(1, gdim)
     if x.ndim != 2 or x.shape[1] not in (gdim, 3):
         raise SetupError(f"points must have shape (m, {gdim}) for a mesh of geometric dimension "
-                         f"{gdim}, got {np.shape(points)}")
+                         f"{gdim}, got {np.shape(points)}",
+                         fix=f"pass one row of {gdim} coordinates per point (or {gdim} plus zero "
+                             "padding up to 3)")
     if x.shape[1] == 3 and gdim < 3 and np.any(x[:, gdim:] != 0.0):
-        raise SetupError(f"points have non-zero coordinates beyond the mesh's {gdim} dimension(s)")
+        raise SetupError(f"points have non-zero coordinates beyond the mesh's {gdim} dimension(s)",
+                         fix=f"drop the extra columns or set them to 0 (the mesh lives in {gdim}-D)")
     if not np.all(np.isfinite(x)):
-        raise SetupError("points contain NaN or infinity")
+        raise SetupError("points contain NaN or infinity",
+                         fix="check how the points were computed before evaluating at them")
     padded = np.zeros((x.shape[0], 3), dtype=np.float64)
     padded[:, : x.shape[1]] = x
     return padded
@@ -141,7 +145,8 @@ def evaluate(u: dolfinx.fem.Function, points, *, outside: str = "raise") -> np.n
     the array is bitwise identical on every rank.
     """
     if outside not in ("raise", "nan"):
-        raise SetupError(f"outside must be 'raise' or 'nan', got {outside!r}")
+        raise SetupError(f"outside must be 'raise' or 'nan', got {outside!r}",
+                         fix="pass outside='raise' to stop on points off the mesh or 'nan' to get NaN rows")
     mesh = u.function_space.mesh
     comm = mesh.comm
     x = _as_points(points, mesh.geometry.dim)

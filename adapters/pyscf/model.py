@@ -28,7 +28,6 @@ PySCF's own) is the single nm <-> bohr conversion.
 """
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -36,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from bridge.errors import CalculationError, EngineNotAvailable, SetupError
+from bridge.options import check_options
 from bridge.units import BOHR, HARTREE, HARTREE_PER_BOHR, ANGSTROM, finite_array
 
 __all__ = ["PySCFModel", "build_mol", "make_scf", "run_scf", "gradients"]
@@ -230,7 +230,8 @@ def gradients(mf, *, qm: bool = True, mm: bool = False,
 
 def _integer(name: str, value: Any) -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise SetupError(f"{name} must be an integer, got {value!r}")
+        raise SetupError(f"{name} must be an integer, got {value!r}",
+                         fix=f"pass {name} as a Python int")
     return int(value)
 
 
@@ -240,20 +241,14 @@ def _positive(name: str, value: Any) -> float:
     except (TypeError, ValueError):
         out = float("nan")
     if isinstance(value, bool) or not (math.isfinite(out) and out > 0):
-        raise SetupError(f"{name} must be a positive number, got {value!r}")
+        raise SetupError(f"{name} must be a positive number, got {value!r}",
+                         fix=f"pass {name} as a finite float > 0")
     return out
 
 
 def _check_options(options: Mapping[str, Any]) -> dict[str, Any]:
     """Validate and normalise model options; unknown names are a :class:`SetupError`."""
-    unknown = [k for k in options if k not in _OPTIONS]
-    if unknown:
-        hints = []
-        for k in unknown:
-            close = difflib.get_close_matches(k, _OPTIONS, n=1)
-            hints.append(f"'{k}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
-        raise SetupError(f"unknown PySCFModel option {', '.join(hints)}",
-                         fix=f"valid options: {', '.join(_OPTIONS)}")
+    check_options(options, _OPTIONS, "PySCFModel")
     o = dict(options)
     method = str(o["method"]).upper()
     if method not in _METHODS:
@@ -277,16 +272,20 @@ def _check_options(options: Mapping[str, Any]) -> dict[str, Any]:
                 raise SetupError(f"option {name} applies to Kohn-Sham methods only, not {method}",
                                  fix="use method='RKS' or 'UKS', or drop the option")
     if not isinstance(o["basis"], (str, Mapping)):
-        raise SetupError("basis must be a PySCF basis name or a mapping element -> basis")
+        raise SetupError(f"basis must be a PySCF basis name or a mapping element -> basis, "
+                         f"got {type(o['basis']).__name__}",
+                         fix="pass e.g. basis='sto-3g', '6-31g*' or {'O': 'cc-pvdz', 'H': 'sto-3g'}")
     for name in ("charge", "spin", "max_cycle", "verbose"):
         o[name] = _integer(name, o[name])
     if o["spin"] < 0:
-        raise SetupError(f"spin must be >= 0 (2S = n_alpha - n_beta), got {o['spin']}")
+        raise SetupError(f"spin must be >= 0 (2S = n_alpha - n_beta), got {o['spin']}",
+                         fix="pass spin=0 for a singlet, 1 for a doublet, 2 for a triplet")
     if o["spin"] != 0 and method.startswith("R"):
         raise SetupError(f"{method} is closed-shell but spin={o['spin']}",
                          fix="use method='UHF' or 'UKS' for open shells")
     if o["max_cycle"] < 1:
-        raise SetupError(f"max_cycle must be >= 1, got {o['max_cycle']}")
+        raise SetupError(f"max_cycle must be >= 1, got {o['max_cycle']}",
+                         fix="pass the maximum number of SCF iterations, e.g. max_cycle=100")
     o["conv_tol"] = _positive("conv_tol", o["conv_tol"])
     if o["conv_tol_grad"] is not None:
         o["conv_tol_grad"] = _positive("conv_tol_grad", o["conv_tol_grad"])
@@ -295,7 +294,8 @@ def _check_options(options: Mapping[str, Any]) -> dict[str, Any]:
     if o["grid_level"] is not None:
         o["grid_level"] = _integer("grid_level", o["grid_level"])
         if not 0 <= o["grid_level"] <= 9:
-            raise SetupError(f"grid_level must be 0..9, got {o['grid_level']}")
+            raise SetupError(f"grid_level must be 0..9, got {o['grid_level']}",
+                             fix="pass a PySCF DFT grid level from 0 (coarse) to 9 (fine), e.g. 3")
     if kohn_sham and o["grid_response"] is None:
         o["grid_response"] = True
     guess = str(o["init_guess"]).lower()
@@ -533,7 +533,9 @@ class PySCFModel:
                 continue
             if not np.all(np.isfinite(g)):
                 raise CalculationError("PySCF gradient failed", reason=f"non-finite {name}",
-                                       state={"e_tot": float(self.mf.e_tot), "gradient": g})
+                                       state={"e_tot": float(self.mf.e_tot), "gradient": g},
+                                       fix="check the geometry for overlapping atoms or charges, "
+                                           "and tighten conv_tol so the SCF is well converged")
             self.results[name] = -g * HARTREE_PER_BOHR
 
     def __repr__(self) -> str:

@@ -120,14 +120,17 @@ def test_external_force_adds_force_and_energy():
     assert np.allclose(np.delete(f1, [2, 5, 11], axis=0), np.delete(f0, [2, 5, 11], axis=0),
                        rtol=0, atol=1e-12)
     assert engine.get_potential_energy() == pytest.approx(e0, abs=1e-9)
-    assert np.allclose(handle.reference_positions, x0[[2, 5, 11]], rtol=1e-15, atol=1e-15)
+    assert np.allclose(handle.reference, x0[[2, 5, 11]], rtol=1e-15, atol=1e-15)
+    assert np.array_equal(handle.forces, fext)
+    assert handle.energy(x0) == 0.0
 
     rng = np.random.default_rng(3)
     x1 = x0 + rng.normal(scale=0.003, size=x0.shape)
     engine.set_positions(x1)
     work = -np.sum(fext * (x1[[2, 5, 11]] - x0[[2, 5, 11]]))
     base = model.compute(x1, ("energy",))["energy"]
-    assert handle.energy == pytest.approx(work, rel=1e-9)
+    assert handle.energy(x1) == pytest.approx(work, rel=1e-9)
+    assert handle.energy(engine.get_positions()) == pytest.approx(work, rel=1e-9)
     assert abs(work) > 0.1
     assert engine.get_potential_energy() == pytest.approx(base + work, rel=1e-12, abs=1e-9)
 
@@ -161,7 +164,7 @@ def test_external_force_conserves_energy_while_held():
         engine.step(10)
         energies.append(total_energy(engine))
     assert np.abs(np.array(energies) - e0).max() < 0.1
-    assert abs(handle.energy) > 0.5                   # the forces did work the energy books
+    assert abs(handle.energy(engine.get_positions())) > 0.5   # the forces did work the energy books
 
 
 def test_state_round_trip_is_bit_for_bit():
@@ -319,3 +322,106 @@ def test_missing_ase_names_the_extra(monkeypatch):
         ASEEngine(atoms, EMT())
     assert info.value.extra == "ase"
     assert "multiscale-bridge[ase]" in str(info.value)
+
+
+def test_external_force_with_an_explicit_reference():
+    """Same API as the OpenMM ExternalForce: set_forces(forces, reference), energy(positions)."""
+    engine = ASEEngine(cluster(), EMT())
+    model = engine.model()
+    x = engine.get_positions()
+    handle = engine.add_external_force([1, 7])
+    assert np.array_equal(handle.forces, np.zeros((2, 3)))
+    assert np.allclose(handle.reference, x[[1, 7]], rtol=0, atol=1e-15)
+    fext = np.array([[40.0, -10.0, 0.0], [0.0, 25.0, -60.0]])
+    ref = x[[1, 7]] + np.array([[0.01, 0.0, -0.02], [0.0, 0.005, 0.0]])
+    handle.set_forces(fext, reference=ref)
+    assert np.array_equal(handle.reference, ref)
+    expected = -np.sum(fext * (x[[1, 7]] - ref))
+    assert handle.energy(x) == pytest.approx(expected, rel=1e-14)
+    base = model.compute(x, ("energy",))["energy"]
+    assert engine.get_potential_energy() == pytest.approx(base + expected, rel=1e-12, abs=1e-9)
+    # attributes are copies: changing them changes nothing
+    handle.reference[:] = 0.0
+    handle.forces[:] = 0.0
+    assert np.array_equal(handle.reference, ref) and np.array_equal(handle.forces, fext)
+    # the default reference is again the current positions
+    handle.set_forces(fext)
+    assert engine.get_potential_energy() == pytest.approx(base, rel=1e-12, abs=1e-9)
+    with pytest.raises(SetupError, match="reference positions contains NaN"):
+        handle.set_forces(fext, reference=np.full((2, 3), np.nan))
+    with pytest.raises(SetupError, match="shape"):
+        handle.set_forces(fext, reference=ref[:1])
+    with pytest.raises(SetupError, match="shape"):
+        handle.energy(x[[1, 7]])                          # full-system positions, not the subset
+
+
+def test_state_round_trip_keeps_an_explicit_reference_bit_for_bit():
+    engine = ASEEngine(cluster(), EMT(), timestep=0.002)
+    handle = engine.add_external_force([3, 9])
+    engine.step(3)
+    ref = engine.get_positions()[[3, 9]] + 0.0123456789
+    handle.set_forces([[30.0, 0.0, -5.0], [1.0, 2.0, 3.0]], reference=ref)
+    state = engine.get_state()
+    assert np.array_equal(state["external_0_reference"], ref)
+    engine.step(20)
+    x_ref, e_ref = engine.get_positions(), engine.get_potential_energy()
+
+    handle.set_forces(np.zeros((2, 3)))
+    engine.set_state(state)
+    assert np.array_equal(handle.reference, ref)
+    assert np.array_equal(handle.forces, state["external_0_forces"])
+    engine.step(20)
+    assert np.array_equal(engine.get_positions(), x_ref)
+    assert engine.get_potential_energy() == e_ref
+
+
+@pytest.mark.parametrize("what", ["positions", "momenta", "cell"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_atoms_are_refused_before_ase(what, bad):
+    atoms = cluster()
+    if what == "positions":
+        atoms.positions[4, 1] = bad
+    elif what == "momenta":
+        p = atoms.get_momenta()
+        p[0, 2] = bad
+        atoms.set_momenta(p)
+    else:
+        atoms.set_cell(np.diag([10.0, bad, 10.0]))
+    calc = _CountingEMT()
+    with pytest.raises(SetupError, match=f"atoms.*{what}.*NaN or infinite") as exc:
+        ASEEngine(atoms, calc)
+    assert exc.value.fix
+    assert calc.count == 0
+
+
+def test_non_positive_masses_are_refused():
+    atoms = cluster()
+    masses = atoms.get_masses()
+    masses[3] = 0.0
+    atoms.set_masses(masses)
+    with pytest.raises(SetupError, match=r"masses.*\[3\]") as exc:
+        ASEEngine(atoms, EMT())
+    assert "set_masses" in exc.value.fix
+
+
+def test_non_finite_velocities_are_refused_before_ase():
+    engine = ASEEngine(cluster(), _CountingEMT())
+    v = engine.get_velocities()
+    before = engine.get_velocities()
+    v[2, 0] = np.nan
+    with pytest.raises(SetupError, match="velocities contains NaN or infinite") as exc:
+        engine.set_velocities(v)
+    assert exc.value.fix
+    assert np.array_equal(engine.get_velocities(), before)   # nothing reached the Atoms
+    x = engine.get_positions()
+    x[0] = -np.inf
+    with pytest.raises(SetupError, match="positions contains NaN or infinite"):
+        engine.set_positions(x)
+    assert engine.calculator.count == 0
+
+
+def test_unknown_option_suggests_the_closest():
+    with pytest.raises(SetupError) as exc:
+        ASEEngine(cluster(), EMT(), integratr=None)
+    assert "'integratr'" in str(exc.value)
+    assert exc.value.fix.startswith("did you mean 'integrator'?")

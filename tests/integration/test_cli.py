@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 MSBRIDGE = [sys.executable, "-m", "bridge.cli"]
 EXPECTED = {"fcc_lj_elastic_constants", "laminate_homogenization", "qss_reaction_diffusion",
             "split_heat_conduction"}
@@ -51,3 +53,26 @@ def test_bench_lists_the_overhead_benchmark(tmp_path):
     out = run(["bench", "--list"], tmp_path)
     assert out.returncode == 0, out.stderr
     assert "bridge_overhead" in out.stdout
+
+
+def test_validate_full_size_passes(tmp_path):
+    """The full (non-quick) hierarchy: the same assertions on the larger problems."""
+    out = run(["validate", "--json", "full.json"], tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    data = json.loads((tmp_path / "full.json").read_text())
+    assert EXPECTED <= {c["name"] for c in data["cases"]} and data["passed"]
+    assert data["meta"]["quick"] is False
+
+
+@pytest.mark.slow
+def test_bench_quick_reports_ratios_and_machine(tmp_path):
+    out = run(["bench", "--quick", "--json", "bench.json"], tmp_path, timeout=1800)
+    assert out.returncode == 0, out.stdout + out.stderr
+    data = json.loads((tmp_path / "bench.json").read_text())
+    assert data["machine"]["cores"] >= 1 and data["machine"]["cpu"]
+    names = {b["name"] for b in data["benchmarks"]}
+    assert {"native_noise_floor", "bridge_overhead_python", "bridge_overhead_parameters"} <= names
+    for b in data["benchmarks"]:
+        assert b["size"].get("atoms", 0) >= 10000
+        assert b["ratio"] == pytest.approx(b["coupled_seconds"] / b["baseline_seconds"])
+        assert all(t > 0 for t in b["timings"]["baseline"] + b["timings"]["coupled"])

@@ -1,5 +1,7 @@
 """Zones: the cos^2 weight, its derivative and spatial gradient against finite differences."""
 import math
+import sys
+import types
 
 import numpy as np
 import pytest
@@ -134,7 +136,7 @@ def test_nan_positions_are_refused():
 def test_inconsistent_zones_are_refused():
     with pytest.raises(SetupError, match="axis"):
         Slab(axis=3, centre=0.0, half_width=1.0, hybrid_width=0.5)
-    with pytest.raises(SetupError, match="half-width"):
+    with pytest.raises(SetupError, match="half_width"):
         Slab(axis=0, centre=0.0, half_width=-1.0, hybrid_width=0.5)
     with pytest.raises(SetupError, match="exceed the period"):
         Slab(axis=0, centre=0.0, half_width=2.0, hybrid_width=1.0, period=5.0)
@@ -144,3 +146,96 @@ def test_inconsistent_zones_are_refused():
         Sphere([0, 0, 0], 1.0, 0.5, box=[10.0, 2.5, 10.0])
     with pytest.raises(SetupError, match="centre"):
         Sphere([0, 0], 1.0, 0.5)
+
+
+def test_negative_hybrid_width_names_the_parameter():
+    for make in (lambda w: Slab(axis=0, centre=0.0, half_width=1.0, hybrid_width=w),
+                 lambda w: Sphere([0, 0, 0], 1.0, w)):
+        with pytest.raises(SetupError, match=r"hybrid_width must be a positive length, got -1\.0") as exc:
+            make(-1.0)
+        assert "hybrid_width" in exc.value.fix
+        with pytest.raises(SetupError, match="hybrid_width must be a positive length, got 0.0"):
+            make(0.0)
+
+
+@pytest.mark.parametrize("name", ["centre", "half_width", "hybrid_width", "period"])
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_non_finite_slab_scalars_are_refused_by_name(name, bad):
+    kwargs = dict(axis=0, centre=0.0, half_width=1.0, hybrid_width=0.5, period=10.0)
+    kwargs[name] = bad
+    with pytest.raises(SetupError, match=f"{name} contains NaN or infinite") as exc:
+        Slab(**kwargs)
+    assert exc.value.fix
+
+
+@pytest.mark.parametrize("name", ["radius", "hybrid_width"])
+def test_non_finite_sphere_scalars_are_refused_by_name(name):
+    kwargs = dict(centre=[0.0, 0.0, 0.0], radius=1.0, hybrid_width=0.5)
+    kwargs[name] = math.nan
+    with pytest.raises(SetupError, match=f"{name} contains NaN"):
+        Sphere(**kwargs)
+    with pytest.raises(SetupError, match="sphere centre contains NaN"):
+        Sphere([0.0, math.nan, 0.0], 1.0, 0.5)
+
+
+def test_bad_scalars_and_periods_are_refused():
+    with pytest.raises(SetupError, match="period must be a positive length, got 0.0") as exc:
+        Slab(axis=0, centre=0.0, half_width=0.0, hybrid_width=0.5, period=0.0)
+    assert "period=None" in exc.value.fix
+    with pytest.raises(SetupError, match="period must be a positive length"):
+        Slab(axis=0, centre=0.0, half_width=1.0, hybrid_width=0.5, period=-10.0)
+    with pytest.raises(SetupError, match="hybrid_width must be a single length"):
+        Slab(axis=0, centre=0.0, half_width=1.0, hybrid_width=[0.5, 0.5])
+    with pytest.raises(SetupError, match="axis"):
+        Slab(axis=1.0, centre=0.0, half_width=1.0, hybrid_width=0.5)
+    with pytest.raises(SetupError, match="box lengths must be positive"):
+        Sphere([0, 0, 0], 0.1, 0.1, box=[10.0, 0.0, 10.0])
+    with pytest.raises(SetupError, match="width must be a positive length") as exc:
+        CosSquaredSwitch(-2.0)
+    assert "hybrid_width" not in str(exc.value)
+
+
+class FakeMdUnitSystem:
+    pass
+
+
+class FakeQuantity:
+    """Mimics openmm.unit.Quantity holding angstrom, converted only through md_unit_system."""
+
+    def __init__(self, value_in_angstrom):
+        self.v = np.asarray(value_in_angstrom, dtype=float)
+        self.unit = "angstrom"
+
+    def value_in_unit_system(self, system):
+        assert isinstance(system, FakeMdUnitSystem)
+        return self.v * 0.1
+
+
+@pytest.fixture
+def fake_openmm_unit(monkeypatch):
+    mod = types.ModuleType("openmm.unit")
+    mod.md_unit_system = FakeMdUnitSystem()
+    monkeypatch.setitem(sys.modules, "openmm.unit", mod)
+    return mod
+
+
+def test_quantities_are_accepted(fake_openmm_unit):
+    A = FakeQuantity
+    slab = Slab(axis=2, centre=A(50.0), half_width=A(10.0), hybrid_width=A(5.0), period=A(200.0))
+    plain = Slab(axis=2, centre=5.0, half_width=1.0, hybrid_width=0.5, period=20.0)
+    assert (slab.centre, slab.half_width, slab.hybrid_width, slab.period) == pytest.approx(
+        (5.0, 1.0, 0.5, 20.0), rel=1e-15)
+    assert all(isinstance(v, float) for v in (slab.centre, slab.half_width, slab.period))
+    x = np.column_stack([np.zeros(9), np.zeros(9), np.linspace(0.0, 20.0, 9)])
+    np.testing.assert_allclose(slab.weights(x), plain.weights(x), rtol=1e-14, atol=1e-15)
+
+    sph = Sphere(A([10.0, 20.0, 30.0]), radius=A(8.0), hybrid_width=A(4.0), box=A([100.0] * 3))
+    plain = Sphere([1.0, 2.0, 3.0], radius=0.8, hybrid_width=0.4, box=[10.0] * 3)
+    assert sph.radius == pytest.approx(0.8, rel=1e-15) and isinstance(sph.radius, float)
+    xs = np.random.default_rng(5).uniform(0.0, 10.0, size=(100, 3))
+    np.testing.assert_allclose(sph.weights(xs), plain.weights(xs), rtol=1e-14, atol=1e-15)
+
+    with pytest.raises(SetupError, match="hybrid_width must be a positive length"):
+        Sphere([0, 0, 0], A(8.0), A(-4.0))
+    with pytest.raises(SetupError, match="radius contains NaN"):
+        Sphere([0, 0, 0], A(math.nan), A(4.0))
