@@ -65,8 +65,29 @@ def factor(unit: str) -> float:
                          fix=f"use one of: {', '.join(sorted(_TO_INTERNAL))}") from None
 
 
+_DIMENSION: dict[str, str] = {}
+for _dim, _names in {
+    "length": ("nm", "nanometer", "angstrom", "A", "bohr", "m", "um", "pm"),
+    "time": ("ps", "picosecond", "fs", "femtosecond", "ns", "s"),
+    "energy": ("kJ/mol", "kcal/mol", "eV", "hartree", "Eh", "J/mol"),
+    "force": ("kJ/mol/nm", "kJ/(mol nm)", "eV/A", "eV/angstrom", "hartree/bohr", "kcal/mol/A"),
+    "mass": ("amu", "dalton", "g/mol"), "charge": ("e",), "temperature": ("K", "kelvin"),
+    "pressure": ("kJ/mol/nm^3", "Pa", "GPa", "bar"),
+}.items():
+    _DIMENSION.update(dict.fromkeys(_names, _dim))
+
+
+def dimension(unit: str) -> str:
+    """The dimension (``"length"``, ``"energy"``, ...) of a named unit."""
+    factor(unit)
+    return _DIMENSION[unit]
+
+
 def convert(value: Any, from_unit: str, to_unit: str) -> Any:
     """Convert ``value`` (float or array) between two named units of one dimension."""
+    if dimension(from_unit) != dimension(to_unit):
+        raise SetupError(f"cannot convert {from_unit} ({dimension(from_unit)}) to {to_unit} ({dimension(to_unit)})",
+                         fix="convert between units of the same dimension")
     return np.asarray(value) * (factor(from_unit) / factor(to_unit)) if np.ndim(value) else \
         float(value) * factor(from_unit) / factor(to_unit)
 

@@ -301,6 +301,7 @@ class DolfinxField:
             self._g[bname] = dolfinx.fem.Function(V, name=f"g_{bname}")
             self._q[bname] = dolfinx.fem.Function(V, name=f"q_{bname}")
             self._dofs[bname] = dolfinx.fem.locate_dofs_topological(V, fdim, boundaries.entities(bname))
+        self._dof_coords: np.ndarray | None = None
         self._dirichlet_order: list[str] = []
         self._bcs: list = []
         self._bc_owned: dict[str, np.ndarray] = {}
@@ -444,7 +445,15 @@ class DolfinxField:
         if isinstance(value, dolfinx.fem.Function):
             target.interpolate(value)
         elif callable(value):
-            target.interpolate(value)
+            # Lagrange dofs are point values, and the trace on the boundary facets depends only on
+            # the dofs there: evaluate at those dofs' coordinates, not over the whole mesh.
+            if self._dof_coords is None:
+                self._dof_coords = self.V.tabulate_dof_coordinates()
+            vals = np.asarray(value(self._dof_coords[dofs].T), dtype=np.float64).reshape(-1)
+            if vals.shape != dofs.shape:
+                raise SetupError(f"{what} callable for '{boundary}' returned {vals.size} values for "
+                                 f"{dofs.size} points", fix="return one value per column of x (3, n)")
+            target.x.array[dofs] = vals
         else:
             arr = np.asarray(value, dtype=np.float64).reshape(-1)
             owned = self._owned_dofs(boundary)

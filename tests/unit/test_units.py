@@ -121,3 +121,13 @@ def test_finite_array_checks_shape():
         units.finite_array(np.zeros(3), (None, 3), name="x")  # wrong ndim
     with pytest.raises(SetupError, match="expected"):
         units.finite_array(np.zeros(4), (3,), name="centre")
+
+
+def test_every_unit_has_a_dimension_and_mixed_dimensions_are_refused():
+    from bridge import units as U
+
+    for name in U._TO_INTERNAL:
+        assert U.dimension(name)
+    assert U.convert(1.0, "GPa", "bar") == pytest.approx(1e4, rel=1e-12)
+    with pytest.raises(SetupError, match="same dimension"):
+        U.convert(1.0, "nm", "eV")
