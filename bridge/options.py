@@ -8,7 +8,7 @@ from typing import Any
 
 from .errors import SetupError
 
-__all__ = ["check_options"]
+__all__ = ["check_options", "check_properties"]
 
 
 def check_options(given: Mapping[str, Any], allowed: Iterable[str], what: str) -> None:
@@ -43,3 +43,14 @@ def check_options(given: Mapping[str, Any], allowed: Iterable[str], what: str) -
         hint = ""
     valid_list = ", ".join(names) if names else "(none)"
     raise SetupError(message, fix=f"{hint}valid {what} options: {valid_list}")
+
+
+def check_properties(properties: str | Iterable[str], implemented: Iterable[str], what: str) -> tuple[str, ...]:
+    """``properties`` as a tuple, refusing any that ``what`` cannot compute (ASE-calculator style)."""
+    props = (properties,) if isinstance(properties, str) else tuple(properties)
+    implemented = tuple(implemented)
+    bad = [p for p in props if p not in implemented]
+    if bad:
+        raise SetupError(f"{what} cannot compute {', '.join(map(repr, bad))}",
+                         fix=f"ask for any of {', '.join(implemented)}")
+    return props

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from bridge.errors import CalculationError, EngineNotAvailable, SetupError
-from bridge.options import check_options
+from bridge.options import check_options, check_properties
 from bridge.units import ANGSTROM, EV, FS, finite_array, to_internal
 
 __all__ = ["ASEEngine", "ASEModel", "ExternalForce", "ase_units"]
@@ -492,12 +492,7 @@ class ASEModel:
         if inputs:
             raise SetupError(f"ASEModel takes no inputs {sorted(inputs)}",
                              fix="pass only positions and properties")
-        if isinstance(properties, str):
-            properties = (properties,)
-        bad = [p for p in properties if p not in self.implemented_properties]
-        if bad:
-            raise SetupError(f"ASEModel cannot compute {', '.join(map(repr, bad))}",
-                             fix=f"ask for any of {', '.join(self.implemented_properties)}")
+        properties = check_properties(properties, self.implemented_properties, "ASEModel")
         x = finite_array(positions, (self.n_atoms, 3), name="positions")
         if self._key is None or not np.array_equal(self._key, x):
             self.results = {}

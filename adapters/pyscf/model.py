@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from bridge.errors import CalculationError, EngineNotAvailable, SetupError
-from bridge.options import check_options
+from bridge.options import check_options, check_properties
 from bridge.units import BOHR, HARTREE, HARTREE_PER_BOHR, ANGSTROM, finite_array
 
 __all__ = ["PySCFModel", "build_mol", "make_scf", "run_scf", "gradients"]
@@ -447,12 +447,7 @@ class PySCFModel:
           SetupError: bad shapes, NaN/inf inputs, an unknown property, a charge on a nucleus.
           CalculationError: the SCF did not converge (``.state`` carries PySCF's state).
         """
-        if isinstance(properties, str):
-            properties = (properties,)
-        bad = [p for p in properties if p not in self.implemented_properties]
-        if bad:
-            raise SetupError(f"PySCFModel cannot compute {', '.join(map(repr, bad))}",
-                             fix=f"ask for any of {', '.join(self.implemented_properties)}")
+        properties = check_properties(properties, self.implemented_properties, "PySCFModel")
         key = self._inputs(positions, charges, charge_positions)
         if not self._same_inputs(key):
             self._run(key)

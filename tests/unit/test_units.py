@@ -1,7 +1,5 @@
 """Units: conversions, constants against CODATA, duck-typed OpenMM Quantities, refusal of NaN."""
 import math
-import sys
-import types
 
 import numpy as np
 import pytest
@@ -61,29 +59,7 @@ def test_unknown_unit_lists_the_known_ones():
         assert known in exc.value.fix
 
 
-class FakeMdUnitSystem:
-    pass
-
-
-class FakeQuantity:
-    """Mimics openmm.unit.Quantity: 2.0 angstrom, converted only through md_unit_system."""
-
-    def __init__(self, value_in_angstrom):
-        self.v = np.asarray(value_in_angstrom, dtype=float)
-        self.unit = "angstrom"
-        self.systems = []
-
-    def value_in_unit_system(self, system):
-        self.systems.append(system)
-        return self.v * 0.1
-
-
-@pytest.fixture
-def fake_openmm_unit(monkeypatch):
-    mod = types.ModuleType("openmm.unit")
-    mod.md_unit_system = FakeMdUnitSystem()
-    monkeypatch.setitem(sys.modules, "openmm.unit", mod)
-    return mod
+from .fakes import FakeMdUnitSystem, FakeQuantity, fake_openmm_unit  # noqa: E402,F401
 
 
 def test_quantity_is_converted_through_the_md_unit_system(fake_openmm_unit):

@@ -1,7 +1,5 @@
 """Zones: the cos^2 weight, its derivative and spatial gradient against finite differences."""
 import math
-import sys
-import types
 
 import numpy as np
 import pytest
@@ -195,28 +193,7 @@ def test_bad_scalars_and_periods_are_refused():
     assert "hybrid_width" not in str(exc.value)
 
 
-class FakeMdUnitSystem:
-    pass
-
-
-class FakeQuantity:
-    """Mimics openmm.unit.Quantity holding angstrom, converted only through md_unit_system."""
-
-    def __init__(self, value_in_angstrom):
-        self.v = np.asarray(value_in_angstrom, dtype=float)
-        self.unit = "angstrom"
-
-    def value_in_unit_system(self, system):
-        assert isinstance(system, FakeMdUnitSystem)
-        return self.v * 0.1
-
-
-@pytest.fixture
-def fake_openmm_unit(monkeypatch):
-    mod = types.ModuleType("openmm.unit")
-    mod.md_unit_system = FakeMdUnitSystem()
-    monkeypatch.setitem(sys.modules, "openmm.unit", mod)
-    return mod
+from .fakes import FakeQuantity, fake_openmm_unit  # noqa: E402,F401
 
 
 def test_quantities_are_accepted(fake_openmm_unit):
