@@ -116,10 +116,10 @@ def write_json(results: list[CaseResult], path: Path, meta: dict | None = None) 
 
 
 def format_table(results: list[CaseResult]) -> str:
-    head = f"{'case':<28} {'metric':<34} {'value':>11} {'reference':>11} {'tolerance':>10} {'pass':>5} {'s':>7}"
+    head = f"{'case':<28} {'metric':<44} {'value':>11} {'reference':>11} {'tolerance':>10} {'pass':>5} {'s':>7}"
     lines = [head, "-" * len(head)]
     for r in results:
-        lines.append(f"{r.name:<28} {r.metric[:34]:<34} {r.value:>11.4g} {r.reference:>11.4g} "
+        lines.append(f"{r.name:<28} {r.metric[:44]:<44} {r.value:>11.4g} {r.reference:>11.4g} "
                      f"{r.tolerance:>10.2g} {'yes' if r.passed else 'NO':>5} {r.seconds:>7.1f}")
         if r.error:
             lines.append("    " + r.error.splitlines()[0])

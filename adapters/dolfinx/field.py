@@ -705,11 +705,8 @@ class DolfinxField:
         coordinate degree (use :meth:`write_vtx` for the native degree).  Collective.
         """
         path = Path(path)
-        key = f"xdmf:{path.resolve()}"
+        key = self._new_writer_key("xdmf", path)
         if key not in self._writers:
-            if self.comm.rank == 0:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            self.comm.Barrier()
             xdmf = dolfinx.io.XDMFFile(self.comm, str(path), "w")
             xdmf.write_mesh(self.mesh)
             if self.boundaries.tags.name == "mesh_tags":
@@ -718,6 +715,15 @@ class DolfinxField:
             self._writers[key] = xdmf
         self._writers[key].write_function(self._output_function(), self.time)
         return path
+
+    def _new_writer_key(self, kind: str, path: Path) -> str:
+        """The writer key of ``path``; for a new one, its folder exists on every rank on return."""
+        key = f"{kind}:{path.resolve()}"
+        if key not in self._writers:
+            if self.comm.rank == 0:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            self.comm.Barrier()
+        return key
 
     def write_vtx(self, path: str | Path) -> Path:
         """Append ``u`` at the current time to the ADIOS2 VTX series ``path`` (a ``.bp`` folder).
@@ -728,11 +734,8 @@ class DolfinxField:
             raise SetupError("this DOLFINx build has no ADIOS2, so no VTX output",
                              fix="use write_xdmf(path)")
         path = Path(path)
-        key = f"vtx:{path.resolve()}"
+        key = self._new_writer_key("vtx", path)
         if key not in self._writers:
-            if self.comm.rank == 0:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            self.comm.Barrier()
             self._writers[key] = dolfinx.io.VTXWriter(self.comm, str(path), [self.u])
         self._writers[key].write(self.time)
         return path
