@@ -16,6 +16,7 @@ one stays intact.  Nothing is pickled: only arrays, bytes and plain scalars are 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sys
 from pathlib import Path
@@ -248,8 +249,6 @@ def save_run(path: str | os.PathLike, *, engines: Mapping[str, Any] = {}, schedu
 
     RNG streams are saved as their bit-generator state (JSON), the ledger as JSON: no pickle.
     """
-    import json
-
     parts: dict[str, dict[str, Any]] = {f"engines/{k}": dict(e.get_state()) for k, e in engines.items()}
     if scheduler is not None:
         parts["core/scheduler"] = scheduler.get_state()
@@ -269,8 +268,6 @@ def restore_run(path: str | os.PathLike, *, engines: Mapping[str, Any] = {}, sch
     Returns ``{"ledger": Ledger | None, "extra": {...}}``.  A missing engine part raises
     :class:`SetupError` naming it.
     """
-    import json
-
     from .ledger import Ledger
 
     parts = load(path, comm=comm)
