@@ -6,12 +6,20 @@ and returns energy and forces in the bridge's internal units (kJ/mol, nm).  PySC
 imported only when a model is built, so this module imports without it; a missing
 PySCF raises :class:`bridge.errors.EngineNotAvailable` naming the ``pyscf`` extra.
 
-The functional core (``build_mol``, ``make_scf``, ``run_scf``, ``gradients``) works in
-PySCF's atomic units; the class converts at its edge.
-"""
-from .model import PySCFModel, build_mol, gradients, make_scf, run_scf
+The model also returns the QM electrostatic potential at the MM charges
+(``charge_potential``, dE/dq), supports Gaussian-smeared MM charges (``charge_width``),
+retries a non-converging SCF (level shift, damping, second-order; ``recovery``) and can
+extrapolate the density along an MD trajectory (``guess="extrapolate"``).
 
-__all__ = ["PySCFModel", "build_mol", "make_scf", "run_scf", "gradients"]
+The functional core (``build_mol``, ``make_scf``, ``run_scf``, ``run_scf_with_recovery``,
+``gradients``, ``charge_potential``, ``extrapolate_density``) works in PySCF's atomic units;
+the class converts at its edge.
+"""
+from .model import (PySCFModel, build_mol, charge_potential, extrapolate_density, gradients,
+                    make_scf, run_scf, run_scf_with_recovery)
+
+__all__ = ["PySCFModel", "build_mol", "make_scf", "run_scf", "run_scf_with_recovery",
+           "gradients", "charge_potential", "extrapolate_density"]
 
 
 def describe() -> dict:

@@ -1,30 +1,87 @@
-r"""QM region energy and forces from PySCF, with electrostatic embedding in MM point charges.
+r"""QM region energy and forces from PySCF, with electrostatic embedding in MM charges.
 
-Physics.  For QM nuclei :math:`A` (charge :math:`Z_A`, position :math:`R_A`) and MM point
-charges :math:`J` (charge :math:`q_J`, position :math:`r_J`) the energy returned is
+Physics.  For QM nuclei :math:`A` (charge :math:`Z_A`, position :math:`R_A`) and MM charges
+:math:`J` (charge :math:`q_J`, centre :math:`r_J`) the energy returned is
 
 .. math::
 
-    E(R, r) = E_\mathrm{el}[P;\, h + V_\mathrm{MM}]
-              + \sum_{A<B} \frac{Z_A Z_B}{|R_A - R_B|}
-              + \sum_{A} \sum_{J} \frac{Z_A q_J}{|R_A - r_J|},
-    \qquad V_\mathrm{MM}(x) = -\sum_J \frac{q_J}{|x - r_J|},
+    E(R, r, q) = E_\mathrm{el}[P;\, h + V_\mathrm{MM}]
+                 + \sum_{A<B} \frac{Z_A Z_B}{|R_A - R_B|}
+                 + \sum_{A} \sum_{J} Z_A q_J\, g(|R_A - r_J|),
+    \qquad V_\mathrm{MM}(x) = -\sum_J q_J\, \langle g \rangle_J(x),
 
 the SCF (HF or KS) energy of the electrons in the field of the charges, the QM nuclear
 repulsion and the QM-nuclei/MM-charge Coulomb energy.  It does **not** include the MM-MM
-Coulomb energy :math:`\sum_{J<K} q_J q_K / |r_J - r_K|`, van der Waals or bonded QM-MM
-terms: those belong to the MM engine or the coupling method.
+Coulomb energy, van der Waals or bonded QM-MM terms: those belong to the MM engine or the
+coupling method.
 
-Forces are exact derivatives of that energy at the converged SCF solution:
-``forces`` :math:`F_A = -\partial E / \partial R_A` on the QM atoms and ``charge_forces``
-:math:`f_J = -\partial E / \partial r_J = -\sum_{pq} P_{pq}\, \partial h_{pq} / \partial r_J
-- \partial E_{\mathrm{nuc}\text{-}\mathrm{MM}} / \partial r_J` on the MM charges.  The total
-is translation invariant, :math:`\sum_A F_A + \sum_J f_J = 0` (up to the DFT grid).
+MM charge model (option ``charge_width``).  ``None`` (default): point charges,
+:math:`g(d) = 1/d`, and the electrons feel :math:`-q_J/|x - r_J|`.  A width
+:math:`\sigma > 0` (nm) makes every MM charge a normalised spherical Gaussian
 
-Units.  Inputs and outputs in bridge units: positions nm, charges e, energy kJ/mol,
-forces kJ/(mol nm).  PySCF works in bohr and hartree; molecules are built with
-``unit="Bohr"`` from nm / :data:`bridge.units.BOHR`, so the bridge's CODATA constant (not
-PySCF's own) is the single nm <-> bohr conversion.
+.. math::
+
+    \rho_J(x) = q_J\, (2\pi\sigma^2)^{-3/2} \exp\!\big(-|x - r_J|^2 / 2\sigma^2\big)
+              = q_J\, (\pi R^2)^{-3/2} \exp\!\big(-|x - r_J|^2 / R^2\big),
+    \qquad R = \sqrt{2}\,\sigma,
+
+(:math:`\sigma` the standard deviation along each axis, :math:`R` PySCF's "radius",
+``pyscf.qmmm.add_mm_charges(..., radii=R)``, exponent :math:`\zeta = 1/R^2`), whose potential
+is :math:`q_J\, g(d)` with :math:`g(d) = \operatorname{erf}(d / \sqrt{2}\sigma) / d`.  The
+nuclei stay point charges (:math:`Z_A q_J \operatorname{erf}(d/R)/d`), and the electrons
+interact with the full Gaussian (exact three-centre Coulomb integrals ``int3c2e``).
+
+Derivatives, all exact at the converged SCF solution (Hellmann-Feynman; the DFT grid
+response is included for KS forces):
+
+- ``forces`` :math:`F_A = -\partial E / \partial R_A` on the QM atoms;
+- ``charge_forces`` :math:`f_J = -\partial E / \partial r_J` on the MM charge centres;
+- ``charge_potential`` :math:`\phi_J = \partial E / \partial q_J = \sum_A Z_A\, g(|R_A - r_J|)
+  - \sum_{pq} P_{pq} \langle p | g_J | q \rangle`, the electrostatic potential of the QM
+  region (nuclei plus electron density) at charge :math:`J` -- for Gaussian charges the
+  potential averaged over the Gaussian.  Because :math:`E` is variational in the density,
+  the derivative at fixed density equals the total derivative, so :math:`\phi_J` is what a
+  coupling method needs to differentiate a charge that is switched or scaled with distance.
+
+The total force is translation invariant, :math:`\sum_A F_A + \sum_J f_J = 0` (up to the DFT
+grid).
+
+SCF recovery (option ``recovery``, default on).  When the plain SCF (DIIS) does not converge
+in ``max_cycle`` cycles, it is retried, each retry with ``max_cycle`` cycles again and
+starting from the last density of the attempt before (the previous start if that density is
+not finite), in this order:
+
+1. ``level_shift``: virtual orbitals shifted up by :data:`RECOVERY_LEVEL_SHIFT` = 0.3 hartree;
+2. ``damping``: Fock damping :data:`RECOVERY_DAMP` = 0.5, DIIS started only at cycle
+   :data:`RECOVERY_DIIS_START` = 8;
+3. ``newton``: second-order SCF (``mf.newton()``, co-iterative augmented Hessian).
+
+Level shift and damping change the path, not the solution: PySCF's convergence test uses the
+unshifted, undamped Fock matrix, so a converged retry is the same SCF solution.  Every attempt
+is recorded (``PySCFModel.last_recovery``); when all fail, :class:`CalculationError` carries
+them in ``.state["attempts"]``.
+
+Initial guess (options ``reuse_density``, ``guess``).  A cold start uses ``init_guess``.
+With ``reuse_density`` (default) the next SCF starts from the previous converged density
+(``guess="previous"``), or, with ``guess="extrapolate"`` for molecular dynamics, from the
+quadratic extrapolation of the last three converged densities in Loewdin-orthogonalised form,
+
+.. math::
+
+    \tilde P_k = S_k^{1/2} P_k S_k^{1/2}, \qquad
+    \tilde P_{n+1} = 3\tilde P_n - 3\tilde P_{n-1} + \tilde P_{n-2}, \qquad
+    P^{(0)}_{n+1} = S_{n+1}^{-1/2}\, \tilde P_{n+1}\, S_{n+1}^{-1/2},
+
+(:math:`S_k` the AO overlap at geometry :math:`k`), exact for a density quadratic in time and
+keeping the electron count (the coefficients sum to 1).  It assumes equally spaced calls
+along a smooth path (MD steps); it is only a start, the SCF converges as tightly as ever.  A
+call at the same QM geometry as the last one replaces the last stored density instead of
+adding one; with fewer than three stored densities the previous density is used.
+
+Units.  Inputs and outputs in bridge units: positions nm, charges e, energy kJ/mol, forces
+kJ/(mol nm), potential kJ/(mol e), ``charge_width`` nm.  PySCF works in bohr and hartree;
+molecules are built with ``unit="Bohr"`` from nm / :data:`bridge.units.BOHR`, so the bridge's
+CODATA constant (not PySCF's own) is the single nm <-> bohr conversion.
 """
 from __future__ import annotations
 
@@ -36,16 +93,38 @@ import numpy as np
 
 from bridge.errors import CalculationError, EngineNotAvailable, SetupError
 from bridge.options import check_options, check_properties
-from bridge.units import BOHR, HARTREE, HARTREE_PER_BOHR, ANGSTROM, finite_array
+from bridge.units import BOHR, HARTREE, HARTREE_PER_BOHR, ANGSTROM, finite_array, to_internal
 
-__all__ = ["PySCFModel", "build_mol", "make_scf", "run_scf", "gradients"]
+__all__ = ["PySCFModel", "build_mol", "make_scf", "run_scf", "run_scf_with_recovery",
+           "gradients", "charge_potential", "extrapolate_density", "RECOVERY_STEPS"]
 
 _METHODS = ("RHF", "UHF", "RKS", "UKS")
-_PROPERTIES = ("energy", "forces", "charge_forces")
+_PROPERTIES = ("energy", "forces", "charge_forces", "charge_potential")
 _GUESSES = ("minao", "atom", "huckel", "mod_huckel", "hcore", "1e", "sap", "vsap")
+_WARM_GUESSES = ("previous", "extrapolate")
 _OPTIONS = ("method", "xc", "basis", "charge", "spin", "conv_tol", "conv_tol_grad",
             "max_cycle", "grid_level", "grid_response", "init_guess", "reuse_density",
-            "max_memory", "verbose")
+            "guess", "charge_width", "recovery", "max_memory", "verbose")
+
+#: level shift of the virtual orbitals in the first retry, hartree
+RECOVERY_LEVEL_SHIFT = 0.3
+#: Fock damping factor in the second retry (new Fock = (1 - d) F + d F_last)
+RECOVERY_DAMP = 0.5
+#: SCF cycle at which DIIS starts in the second retry (damping acts before it)
+RECOVERY_DIIS_START = 8
+
+
+def _retries() -> tuple[tuple[str, dict[str, Any]], ...]:
+    """The recovery chain: (step name, SCF attributes set for that attempt), in order."""
+    return (("level_shift", {"level_shift": RECOVERY_LEVEL_SHIFT}),
+            ("damping", {"damp": RECOVERY_DAMP, "diis_start_cycle": RECOVERY_DIIS_START}),
+            ("newton", {}))
+
+
+#: SCF recovery steps, in the order tried after a plain SCF fails (see the module docstring).
+RECOVERY_STEPS = tuple(step for step, _ in _retries())
+#: MM charges per block of AO integrals (bounds memory to ~block * nao^2 * 8 bytes)
+_CHARGE_BLOCK = 200
 
 
 def _pyscf():
@@ -101,15 +180,19 @@ def build_mol(symbols: Sequence[str], positions_bohr: np.ndarray, *, basis: Any 
 def make_scf(mol, *, method: str = "RHF", xc: str | None = None, conv_tol: float = 1e-10,
              conv_tol_grad: float | None = None, max_cycle: int = 100,
              grid_level: int | None = None, init_guess: str = "minao",
-             charges: np.ndarray | None = None, charge_positions_bohr: np.ndarray | None = None):
-    """Create (do not run) a PySCF SCF object, embedded in point charges if any are given.
+             charges: np.ndarray | None = None, charge_positions_bohr: np.ndarray | None = None,
+             charge_width_bohr: float | None = None):
+    """Create (do not run) a PySCF SCF object, embedded in MM charges if any are given.
 
     Args:
       mol: a built ``Mole`` (bohr).
       method: ``"RHF"``, ``"UHF"``, ``"RKS"`` or ``"UKS"``.
       xc: exchange-correlation functional for KS methods (PySCF/libxc name).
-      charges: ``(m,)`` MM point charges, e; ``None`` or ``m = 0`` for no embedding.
+      charges: ``(m,)`` MM charges, e; ``None`` or ``m = 0`` for no embedding.
       charge_positions_bohr: ``(m, 3)`` positions of the charges, bohr.
+      charge_width_bohr: ``None`` for point charges, or the Gaussian width sigma, bohr
+        (density ``q (2 pi sigma^2)^(-3/2) exp(-r^2 / 2 sigma^2)``; PySCF radius
+        ``R = sqrt(2) sigma``).
 
     Returns:
       the SCF object; with charges, a ``pyscf.qmmm`` QM/MM object whose energy includes
@@ -134,27 +217,32 @@ def make_scf(mol, *, method: str = "RHF", xc: str | None = None, conv_tol: float
     if grid_level is not None and hasattr(mf, "grids"):
         mf.grids.level = int(grid_level)
     if charges is not None and len(charges) > 0:
-        mf = qmmm.add_mm_charges(mf, np.asarray(charge_positions_bohr, dtype=float),
-                                 np.asarray(charges, dtype=float), unit="Bohr")
+        q = np.asarray(charges, dtype=float)
+        radii = None
+        if charge_width_bohr is not None:
+            radii = np.full(len(q), math.sqrt(2.0) * float(charge_width_bohr))
+        mf = qmmm.add_mm_charges(mf, np.asarray(charge_positions_bohr, dtype=float), q,
+                                 radii=radii, unit="Bohr")
     return mf
 
 
-def run_scf(mf, dm0: np.ndarray | None = None) -> int:
-    """Run the SCF of ``mf`` to convergence, starting from ``dm0`` if given.
+def _attempt(mf, dm0: np.ndarray | None, step: str, settings: dict) -> dict:
+    """Run one SCF attempt of ``mf`` from ``dm0``; return its record (never raises).
 
-    Returns:
-      the number of SCF cycles taken.
-
-    Raises:
-      CalculationError: the SCF did not converge within ``mf.max_cycle`` cycles, or gave a
-        non-finite energy.  ``.state`` holds what PySCF left: ``e_tot`` (hartree),
-        ``cycles``, ``max_cycle``, ``conv_tol``, ``converged``, ``mo_energy`` (hartree),
-        and per cycle ``e_history`` (hartree) and ``grad_norm_history`` (orbital gradient).
+    The record: ``step``, ``settings``, ``converged``, ``cycles``, ``e_tot`` (hartree),
+    ``max_cycle``, ``conv_tol``, ``mo_energy`` (hartree), per cycle ``e_history`` (hartree) and
+    ``grad_norm_history`` (orbital gradient), ``reason`` (why it failed, else ``None``).
     """
     history: dict[str, list[float]] = {"e": [], "g": []}
+    macro = {"n": 0}
     user_callback = mf.callback
 
     def record(envs: dict) -> None:
+        if "imacro" in envs:               # second-order SCF: one call per macro iteration,
+            n = int(envs["imacro"]) + 1    # and one more after the loop
+            if n == macro["n"]:
+                return
+            macro["n"] = n
         history["e"].append(float(envs["e_tot"]))
         history["g"].append(float(envs["norm_gorb"]))
         if callable(user_callback):
@@ -165,32 +253,127 @@ def run_scf(mf, dm0: np.ndarray | None = None) -> int:
         mf.kernel(dm0=dm0)
     finally:
         mf.callback = user_callback
-    cycles = int(getattr(mf, "cycles", len(history["e"])))
-    finite = mf.e_tot is not None and math.isfinite(float(mf.e_tot))
-    if not mf.converged or not finite:
-        state = {
-            "e_tot": float(mf.e_tot) if mf.e_tot is not None else float("nan"),
-            "cycles": cycles,
-            "max_cycle": int(mf.max_cycle),
-            "conv_tol": float(mf.conv_tol),
-            "converged": bool(mf.converged),
-            "mo_energy": None if mf.mo_energy is None else np.array(mf.mo_energy, copy=True),
-            "e_history": list(history["e"]),
-            "grad_norm_history": list(history["g"]),
-        }
-        if not finite:
-            reason = f"SCF energy is not finite ({state['e_tot']}) after {cycles} cycles"
+    cycles = macro["n"] if step == "newton" else int(getattr(mf, "cycles", len(history["e"])))
+    e_tot = float(mf.e_tot) if mf.e_tot is not None else float("nan")
+    finite = math.isfinite(e_tot)
+    converged = bool(mf.converged) and finite
+    reason = None
+    if not finite:
+        reason = f"SCF energy is not finite ({e_tot}) after {cycles} cycles"
+    elif not converged:
+        e = history["e"]
+        last_de = e[-1] - e[-2] if len(e) > 1 else float("nan")
+        last_g = history["g"][-1] if history["g"] else float("nan")
+        reason = (f"SCF not converged in {cycles} of max_cycle={mf.max_cycle} cycles "
+                  f"(E={e_tot:.12g} Eh, last dE={last_de:.3g} Eh, |g|={last_g:.3g}, "
+                  f"conv_tol={mf.conv_tol:g})")
+    return {
+        "step": step,
+        "settings": dict(settings),
+        "converged": converged,
+        "cycles": cycles,
+        "e_tot": e_tot,
+        "max_cycle": int(mf.max_cycle),
+        "conv_tol": float(mf.conv_tol),
+        "mo_energy": None if mf.mo_energy is None else np.array(mf.mo_energy, copy=True),
+        "e_history": list(history["e"]),
+        "grad_norm_history": list(history["g"]),
+        "reason": reason,
+    }
+
+
+_FAIL_FIX = ("raise max_cycle, start from a better geometry or density, or loosen conv_tol; "
+             "check charge and spin (an open shell needs UHF/UKS)")
+
+
+def run_scf(mf, dm0: np.ndarray | None = None) -> int:
+    """Run the SCF of ``mf`` to convergence, starting from ``dm0`` if given (no recovery).
+
+    Returns:
+      the number of SCF cycles taken.
+
+    Raises:
+      CalculationError: the SCF did not converge within ``mf.max_cycle`` cycles, or gave a
+        non-finite energy.  ``.state`` holds what PySCF left: ``e_tot`` (hartree),
+        ``cycles``, ``max_cycle``, ``conv_tol``, ``converged``, ``mo_energy`` (hartree),
+        and per cycle ``e_history`` (hartree) and ``grad_norm_history`` (orbital gradient).
+    """
+    rec = _attempt(mf, dm0, "plain", {})
+    if not rec["converged"]:
+        state = {k: v for k, v in rec.items() if k not in ("step", "settings", "reason")}
+        state["attempts"] = [_summary(rec)]
+        raise CalculationError("PySCF calculation failed", reason=rec["reason"], state=state,
+                               fix=_FAIL_FIX)
+    return rec["cycles"]
+
+
+def _summary(rec: dict) -> dict:
+    """A record without the per-cycle arrays, for ``last_recovery`` and error states."""
+    return {k: rec[k] for k in ("step", "settings", "converged", "cycles", "e_tot", "reason")}
+
+
+def _last_density(mf, fallback: np.ndarray | None) -> np.ndarray | None:
+    """The density ``mf`` ended with if it is finite, else ``fallback``."""
+    if mf.mo_coeff is None or mf.mo_occ is None:
+        return fallback
+    dm = np.asarray(mf.make_rdm1())
+    return dm if np.all(np.isfinite(dm)) else fallback
+
+
+def run_scf_with_recovery(mf, dm0: np.ndarray | None = None, *, recovery: bool = True):
+    """Run the SCF of ``mf``; if it fails, retry with the recovery chain of the module docstring.
+
+    Args:
+      mf: an SCF object from :func:`make_scf` (not yet run).
+      dm0: initial density matrix (AO basis, ``(nao, nao)`` or ``(2, nao, nao)``), or ``None``
+        for ``mf.init_guess``.
+      recovery: ``False`` raises after the plain SCF fails.
+
+    Returns:
+      ``(mf_converged, attempts)``: the converged SCF object (``mf`` itself, or its
+      second-order ``mf.newton()`` version) and the list of attempt summaries (``step``,
+      ``settings``, ``converged``, ``cycles``, ``e_tot`` hartree, ``reason``), one per
+      attempt, the plain SCF first.  The total cycle count is ``sum(a["cycles"])``.
+
+    Raises:
+      CalculationError: every attempt failed.  ``.state`` is the last attempt's state
+        (keys as in :func:`run_scf`) plus ``attempts``, the summaries of all of them.
+    """
+    attempts = []
+    rec = _attempt(mf, dm0, "plain", {})
+    attempts.append(rec)
+    if not rec["converged"] and recovery:
+        for step, settings in _retries():
+            start = _last_density(mf, dm0)
+            if step == "newton":
+                mf = mf.newton()
+                rec = _attempt(mf, start, step, settings)
+            else:
+                saved = {k: getattr(mf, k) for k in settings}
+                for k, v in settings.items():
+                    setattr(mf, k, v)
+                try:
+                    rec = _attempt(mf, start, step, settings)
+                finally:
+                    for k, v in saved.items():
+                        setattr(mf, k, v)
+            attempts.append(rec)
+            if rec["converged"]:
+                break
+    summaries = [_summary(a) for a in attempts]
+    if not rec["converged"]:
+        state = {k: v for k, v in rec.items() if k not in ("step", "settings", "reason")}
+        state["attempts"] = summaries
+        if len(attempts) == 1:
+            reason = rec["reason"]
         else:
-            e = history["e"]
-            last_de = e[-1] - e[-2] if len(e) > 1 else float("nan")
-            last_g = history["g"][-1] if history["g"] else float("nan")
-            reason = (f"SCF not converged in {cycles} of max_cycle={mf.max_cycle} cycles "
-                      f"(E={state['e_tot']:.12g} Eh, last dE={last_de:.3g} Eh, |g|={last_g:.3g}, "
-                      f"conv_tol={mf.conv_tol:g})")
+            tried = "; ".join(f"{a['step']}: {a['cycles']} cycles, E={a['e_tot']:.12g} Eh"
+                              for a in attempts)
+            reason = (f"SCF not converged after {len(attempts)} attempts ({tried}); "
+                      f"last: {rec['reason']}")
         raise CalculationError("PySCF calculation failed", reason=reason, state=state,
-                               fix="raise max_cycle, start from a better geometry or density, "
-                                   "or loosen conv_tol")
-    return cycles
+                               fix=_FAIL_FIX)
+    return mf, summaries
 
 
 def gradients(mf, *, qm: bool = True, mm: bool = False,
@@ -224,6 +407,83 @@ def gradients(mf, *, qm: bool = True, mm: bool = False,
         else:
             g_mm = np.zeros((0, 3))
     return g_qm, g_mm
+
+
+def _total_density(dm: np.ndarray) -> np.ndarray:
+    dm = np.asarray(dm)
+    return dm[0] + dm[1] if dm.ndim == 3 else dm
+
+
+def charge_potential(mf, dm: np.ndarray | None = None) -> np.ndarray:
+    """Electrostatic potential of the QM region at each MM charge, hartree/e (atomic units).
+
+    ``phi_J = sum_A Z_A g(|R_A - r_J|) - sum_pq P_pq <p|g_J|q>`` with ``g(d) = 1/d`` for point
+    charges and, for Gaussian charges of PySCF exponent ``zeta = 1/R^2``, ``g`` the potential
+    of the normalised Gaussian (``erf(sqrt(zeta) d)/d`` for a nucleus, the three-centre
+    integral ``(pq|g_J)`` for the electrons).  This is ``dE/dq_J`` at fixed density, which
+    equals the total derivative at SCF convergence.
+
+    Args:
+      mf: an SCF object from :func:`make_scf` (QM/MM or not).
+      dm: the AO density, ``(nao, nao)`` or ``(2, nao, nao)``; default ``mf.make_rdm1()``.
+
+    Returns:
+      ``(m,)`` float, hartree/e; ``(0,)`` when ``mf`` has no MM charges.
+
+    PySCF functions: ``Mole.intor("int1e_grids", grids=...)`` (point charges),
+    ``gto.fakemol_for_charges`` + ``df.incore.aux_e2(..., "int3c2e")`` (Gaussian charges).
+    """
+    gto = _pyscf()[0]
+    qmmm = _pyscf()[3]
+    if not isinstance(mf, qmmm.QMMM):
+        return np.zeros(0)
+    from pyscf import df
+    from scipy.special import erf
+
+    mol, mm_mol = mf.mol, mf.mm_mol
+    coords = np.asarray(mm_mol.atom_coords(), dtype=float)
+    dm = _total_density(mf.make_rdm1() if dm is None else dm)
+    gaussian = mm_mol.charge_model == "gaussian"
+    zetas = np.asarray(mm_mol.get_zetas(), dtype=float) if gaussian else None
+    # nuclei
+    d = np.linalg.norm(coords[:, None, :] - mol.atom_coords()[None, :, :], axis=-1)  # (m, n)
+    z = mol.atom_charges().astype(float)
+    kern = erf(np.sqrt(zetas)[:, None] * d) / d if gaussian else 1.0 / d
+    phi = kern @ z
+    # electrons
+    for i0 in range(0, len(coords), _CHARGE_BLOCK):
+        i1 = min(i0 + _CHARGE_BLOCK, len(coords))
+        if gaussian:
+            fake = gto.fakemol_for_charges(coords[i0:i1], zetas[i0:i1])
+            intor = "int3c2e_cart" if mol.cart else "int3c2e_sph"
+            v = df.incore.aux_e2(mol, fake, intor=intor, aosym="s1")     # (nao, nao, k)
+            phi[i0:i1] -= np.einsum("pqk,qp->k", v, dm)
+        else:
+            v = mol.intor("int1e_grids", hermi=1, grids=coords[i0:i1])   # (k, nao, nao)
+            phi[i0:i1] -= np.einsum("kpq,qp->k", v, dm)
+    return phi
+
+
+def _sqrt_overlap(mol) -> tuple[np.ndarray, np.ndarray]:
+    """``(S^{1/2}, S^{-1/2})`` of the AO overlap of ``mol``."""
+    w, u = np.linalg.eigh(mol.intor_symmetric("int1e_ovlp"))
+    return (u * np.sqrt(w)) @ u.T, (u / np.sqrt(w)) @ u.T
+
+
+def extrapolate_density(orthogonal: Sequence[np.ndarray], s_inv_half: np.ndarray) -> np.ndarray:
+    """Quadratic extrapolation of Loewdin-orthogonalised densities to a new geometry.
+
+    Args:
+      orthogonal: the last three ``S^{1/2} P S^{1/2}``, oldest first, each ``(nao, nao)`` or
+        ``(2, nao, nao)``.
+      s_inv_half: ``(nao, nao)``, ``S^{-1/2}`` at the new geometry.
+
+    Returns:
+      the AO guess ``S^{-1/2} (3 Q_n - 3 Q_{n-1} + Q_{n-2}) S^{-1/2}``, shape of the inputs.
+    """
+    q2, q1, q0 = (np.asarray(a) for a in orthogonal)
+    q = 3.0 * q0 - 3.0 * q1 + q2
+    return s_inv_half @ q @ s_inv_half
 
 
 # --- the stateful model, bridge units -----------------------------------------------------
@@ -304,16 +564,39 @@ def _check_options(options: Mapping[str, Any]) -> dict[str, Any]:
                          fix=f"use one of {', '.join(_GUESSES)}")
     o["init_guess"] = guess
     o["reuse_density"] = bool(o["reuse_density"])
+    warm = str(o["guess"]).lower()
+    if warm not in _WARM_GUESSES:
+        raise SetupError(f"unknown guess '{o['guess']}'",
+                         fix=f"use one of {', '.join(_WARM_GUESSES)} (the cold-start guess is "
+                             "init_guess=)")
+    if warm == "extrapolate" and not o["reuse_density"]:
+        raise SetupError("guess='extrapolate' needs reuse_density=True",
+                         fix="drop reuse_density=False, or use guess='previous'")
+    o["guess"] = warm
+    if o["charge_width"] is not None:
+        raw = o["charge_width"]
+        try:
+            width = to_internal(raw, name="charge_width")
+        except (SetupError, TypeError, ValueError):
+            width = float("nan")
+        if isinstance(raw, bool) or np.ndim(width) != 0 or not (math.isfinite(width)
+                                                               and width > 0):
+            raise SetupError(f"charge_width must be a positive length (nm) or None, got {raw!r}",
+                             fix="pass the Gaussian width sigma of the MM charges in nm, e.g. "
+                                 "charge_width=0.05, or None for point charges")
+        o["charge_width"] = float(width)
+    o["recovery"] = bool(o["recovery"])
     return o
 
 
 class PySCFModel:
     """A QM region computed by PySCF, as a bridge energy model (ASE-calculator style).
 
-    ``compute`` returns energy and forces in bridge units; results are cached on the inputs
-    (positions, point charges, their positions) and returned as copies; the last converged
-    density matrix is the initial guess of the next SCF.  See the module docstring for
-    exactly which energy terms are included.
+    ``compute`` returns energy, forces and the QM potential at the MM charges in bridge
+    units; results are cached on the inputs (positions, MM charges, their positions) and
+    returned as copies; the last converged density matrix (or an extrapolation of the last
+    three) is the initial guess of the next SCF.  See the module docstring for exactly which
+    energy terms are included, the Gaussian charge model and the SCF recovery chain.
 
     Args:
       symbols: ``(n,)`` element symbols of the QM atoms.
@@ -326,32 +609,46 @@ class PySCFModel:
       spin: ``2S = n_alpha - n_beta`` (0 for closed shells; restricted methods need 0).
       conv_tol: SCF energy convergence threshold, hartree (default ``1e-10``).
       conv_tol_grad: orbital-gradient threshold (default: PySCF's ``sqrt(conv_tol)``).
-      max_cycle: maximum SCF cycles (default 100); not converging raises
-        :class:`CalculationError`.
+      max_cycle: maximum SCF cycles per attempt (default 100); not converging, after the
+        recovery chain, raises :class:`CalculationError`.
       grid_level: PySCF DFT grid level 0..9 (KS only; default PySCF's 3).
       grid_response: include the grid response in KS forces (KS only; default ``True``).
       init_guess: PySCF initial guess for a cold start (default ``"minao"``).
-      reuse_density: start each SCF from the last converged density (default ``True``).
+      reuse_density: start each SCF from earlier converged densities (default ``True``);
+        ``False``: every SCF starts cold from ``init_guess``.
+      guess: how earlier densities start the next SCF: ``"previous"`` (default, the last
+        converged density) or ``"extrapolate"`` (quadratic extrapolation of the last three,
+        for MD with equal time steps; see the module docstring).
+      charge_width: ``None`` (default) for MM point charges, or the width sigma, nm, of
+        Gaussian MM charges ``q (2 pi sigma^2)^(-3/2) exp(-r^2 / 2 sigma^2)`` (PySCF radius
+        ``sqrt(2) sigma``).
+      recovery: retry a non-converging SCF with level shift, then damping, then second-order
+        SCF before raising (default ``True``); ``False`` raises at once.
       max_memory: PySCF memory limit, MB (default PySCF's).
       verbose: PySCF verbosity (default 0, silent).
 
     Any other keyword is a :class:`SetupError` (typo-proof options).
 
     Attributes:
-      implemented_properties: ``("energy", "forces", "charge_forces")``.
+      implemented_properties: ``("energy", "forces", "charge_forces", "charge_potential")``.
       symbols: ``(n,)`` element symbols.
       positions: ``(n, 3)`` nm, the positions of the last computation (or the initial ones).
       results: the cached results of the last inputs (internal units).
       mol: the PySCF ``Mole`` of the last computation (bohr).
-      mf: the converged PySCF SCF object of the last computation.
-      last_scf_cycles: SCF cycles of the last SCF run.
+      mf: the converged PySCF SCF object of the last computation (after a ``newton``
+        recovery, the second-order SCF object).
+      last_scf_cycles: SCF cycles of the last SCF run (all recovery attempts summed).
       total_scf_cycles: SCF cycles summed over all runs.
-      scf_runs: number of SCF runs (a cache hit does not run one).
+      scf_runs: number of converged SCF runs (a cache hit does not run one).
+      last_guess: how the last SCF started: ``"cold"``, ``"previous"`` or ``"extrapolate"``.
+      last_recovery: ``[]`` if the last SCF converged plainly, else one summary per attempt
+        (``step`` in ``"plain"``, ``"level_shift"``, ``"damping"``, ``"newton"``;
+        ``settings``, ``converged``, ``cycles``, ``e_tot`` hartree, ``reason``).
 
     Example::
 
         model = PySCFModel(["O", "H", "H"], xyz_nm, method="RKS", xc="b3lyp", basis="6-31g")
-        out = model.compute(xyz_nm, ("energy", "forces", "charge_forces"),
+        out = model.compute(xyz_nm, ("energy", "forces", "charge_forces", "charge_potential"),
                             charges=q_e, charge_positions=r_nm)
     """
 
@@ -362,13 +659,15 @@ class PySCFModel:
                  conv_tol: float = 1e-10, conv_tol_grad: float | None = None,
                  max_cycle: int = 100, grid_level: int | None = None,
                  grid_response: bool | None = None, init_guess: str = "minao",
-                 reuse_density: bool = True, max_memory: float | None = None,
-                 verbose: int = 0, **unknown: Any):
+                 reuse_density: bool = True, guess: str = "previous",
+                 charge_width: float | None = None, recovery: bool = True,
+                 max_memory: float | None = None, verbose: int = 0, **unknown: Any):
         _pyscf()
         options = dict(method=method, xc=xc, basis=basis, charge=charge, spin=spin,
                        conv_tol=conv_tol, conv_tol_grad=conv_tol_grad, max_cycle=max_cycle,
                        grid_level=grid_level, grid_response=grid_response,
-                       init_guess=init_guess, reuse_density=reuse_density,
+                       init_guess=init_guess, reuse_density=reuse_density, guess=guess,
+                       charge_width=charge_width, recovery=recovery,
                        max_memory=max_memory, verbose=verbose, **unknown)
         self._options = _check_options(options)
         if isinstance(symbols, str) or len(symbols) == 0:
@@ -381,6 +680,10 @@ class PySCFModel:
         self.results: dict[str, Any] = {}
         self._key: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._dm: np.ndarray | None = None
+        #: (positions nm, S^{1/2} P S^{1/2}) of the last converged SCFs, oldest first, <= 3
+        self._history: list[tuple[np.ndarray, np.ndarray]] = []
+        self.last_guess = "cold"
+        self.last_recovery: list[dict[str, Any]] = []
         self.last_scf_cycles = 0
         self.total_scf_cycles = 0
         self.scf_runs = 0
@@ -423,29 +726,38 @@ class PySCFModel:
         self.results = {}
         self._key = None
         self._dm = None
+        self._history = []
         self.mf = None
 
     # -- compute ----------------------------------------------------------------------------
 
     def compute(self, positions: Any, properties: Sequence[str] = ("energy", "forces"),
                 charges: Any = None, charge_positions: Any = None) -> dict[str, Any]:
-        """Energy and forces of the QM region, optionally embedded in MM point charges.
+        """Energy and derivatives of the QM region, optionally embedded in MM charges.
 
         Args:
           positions: ``(n, 3)`` float, nm, the QM atoms.
-          properties: any of ``"energy"``, ``"forces"``, ``"charge_forces"``.
-          charges: ``(m,)`` float, e, MM point charges (``None``: no embedding).
+          properties: any of ``"energy"``, ``"forces"``, ``"charge_forces"``,
+            ``"charge_potential"``.
+          charges: ``(m,)`` float, e, MM charges (``None`` or ``m = 0``: no embedding);
+            point charges, or Gaussians of the model's ``charge_width``.
           charge_positions: ``(m, 3)`` float, nm, where the charges sit.
 
         Returns:
           a dict with the requested entries, copies of the cache:
           ``energy`` float kJ/mol; ``forces`` ``(n, 3)`` kJ/(mol nm) on the QM atoms;
           ``charge_forces`` ``(m, 3)`` kJ/(mol nm) on the MM charges from the QM electrons
-          and nuclei.
+          and nuclei; ``charge_potential`` ``(m,)`` kJ/(mol e), ``dE/dq_J``, the potential of
+          the QM nuclei and electrons at each charge (Gaussian-averaged for smeared charges).
+
+        Only what is missing for the same inputs is computed: a new SCF runs only when
+        positions, charges or charge positions change; forces and potentials asked for
+        later come from the cached SCF solution.
 
         Raises:
           SetupError: bad shapes, NaN/inf inputs, an unknown property, a charge on a nucleus.
-          CalculationError: the SCF did not converge (``.state`` carries PySCF's state).
+          CalculationError: the SCF did not converge even after the recovery chain
+            (``.state`` carries PySCF's state and ``attempts``).
         """
         properties = check_properties(properties, self.implemented_properties, "PySCFModel")
         key = self._inputs(positions, charges, charge_positions)
@@ -455,6 +767,14 @@ class PySCFModel:
         want_mm = "charge_forces" in properties and "charge_forces" not in self.results
         if want_qm or want_mm:
             self._gradients(want_qm, want_mm)
+        if "charge_potential" in properties and "charge_potential" not in self.results:
+            phi = charge_potential(self.mf)
+            if not np.all(np.isfinite(phi)):
+                raise CalculationError("PySCF charge potential failed",
+                                       reason="non-finite potential at the MM charges",
+                                       state={"e_tot": float(self.mf.e_tot), "potential": phi},
+                                       fix="check for MM charges on top of QM atoms")
+            self.results["charge_potential"] = phi * HARTREE
         return {p: (np.array(self.results[p], copy=True) if isinstance(self.results[p], np.ndarray)
                     else self.results[p]) for p in properties}
 
@@ -469,7 +789,10 @@ class PySCFModel:
             r = np.zeros((0, 3))
         else:
             q = np.asarray(finite_array(charges, (None,), name="charges"), dtype=float)
-            r = finite_array(charge_positions, (len(q), 3), name="charge_positions")
+            if len(q) == 0 and np.size(charge_positions) == 0:
+                r = np.zeros((0, 3))                      # [] or (0, 3): no embedding
+            else:
+                r = finite_array(charge_positions, (len(q), 3), name="charge_positions")
             if len(q):
                 d = np.linalg.norm(x[:, None, :] - r[None, :, :], axis=-1)
                 if d.min() < 1e-10:
@@ -496,26 +819,48 @@ class PySCFModel:
         self._key = None
         self.mf = None
         mol = self._build_mol(x)
+        width = None if o["charge_width"] is None else o["charge_width"] / BOHR
         mf = make_scf(mol, method=o["method"], xc=o["xc"], conv_tol=o["conv_tol"],
                       conv_tol_grad=o["conv_tol_grad"], max_cycle=o["max_cycle"],
                       grid_level=o["grid_level"], init_guess=o["init_guess"],
-                      charges=q, charge_positions_bohr=r / BOHR)
+                      charges=q, charge_positions_bohr=r / BOHR, charge_width_bohr=width)
         if o["max_memory"] is not None:
             mf.max_memory = float(o["max_memory"])
         mf.verbose = o["verbose"]
-        dm0 = None
-        if o["reuse_density"] and self._dm is not None:
-            nao = mol.nao_nr()
-            expected = (2, nao, nao) if o["method"].startswith("U") else (nao, nao)
-            if self._dm.shape == expected:
-                dm0 = self._dm
+        nao = mol.nao_nr()
+        expected = (2, nao, nao) if o["method"].startswith("U") else (nao, nao)
+        dm0, self.last_guess = None, "cold"
+        s_half = s_inv_half = None
+        if o["guess"] == "extrapolate":
+            s_half, s_inv_half = _sqrt_overlap(mol)
+            if self._history and self._history[-1][1].shape != expected:
+                self._history = []
+            if len(self._history) == 3 and not np.array_equal(self._history[-1][0], x):
+                dm0 = extrapolate_density([h[1] for h in self._history], s_inv_half)
+                self.last_guess = "extrapolate"
+        if dm0 is None and o["reuse_density"] and self._dm is not None \
+                and self._dm.shape == expected:
+            dm0, self.last_guess = self._dm, "previous"
         self.mol = mol
         self.positions = x
-        cycles = run_scf(mf, dm0)
+        self.last_recovery = []
+        try:
+            mf, attempts = run_scf_with_recovery(mf, dm0, recovery=o["recovery"])
+        except CalculationError as exc:
+            self.last_recovery = list(exc.state.get("attempts", []))
+            raise
+        cycles = sum(a["cycles"] for a in attempts)
+        self.last_recovery = attempts if len(attempts) > 1 else []
         self.scf_runs += 1
         self.last_scf_cycles = cycles
         self.total_scf_cycles += cycles
         self._dm = np.array(mf.make_rdm1(), copy=True)
+        if o["guess"] == "extrapolate":
+            entry = (x.copy(), s_half @ self._dm @ s_half)
+            if self._history and np.array_equal(self._history[-1][0], x):
+                self._history[-1] = entry              # same geometry: replace, not add
+            else:
+                self._history = [*self._history, entry][-3:]
         self.mf = mf
         self._key = key
         self.results = {"energy": float(mf.e_tot) * HARTREE}

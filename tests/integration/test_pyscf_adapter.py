@@ -61,7 +61,8 @@ def embedded():
 def test_is_an_energy_model():
     model = PySCFModel(SYMBOLS, WATER)
     assert isinstance(model, EnergyModel)
-    assert model.implemented_properties == ("energy", "forces", "charge_forces")
+    assert model.implemented_properties == ("energy", "forces", "charge_forces",
+                                            "charge_potential")
 
 
 def test_energy_equals_direct_pyscf():
@@ -133,13 +134,13 @@ def test_density_reuse_saves_scf_cycles():
 
 def test_cache_does_not_recompute(monkeypatch):
     runs = []
-    real = pyscf_model.run_scf
+    real = pyscf_model.run_scf_with_recovery
 
-    def counting(mf, dm0=None):
+    def counting(mf, dm0=None, **kw):
         runs.append(1)
-        return real(mf, dm0)
+        return real(mf, dm0, **kw)
 
-    monkeypatch.setattr(pyscf_model, "run_scf", counting)
+    monkeypatch.setattr(pyscf_model, "run_scf_with_recovery", counting)
     model = PySCFModel(SYMBOLS, WATER)
     first = model.compute(WATER, ("energy",), charges=CHARGES, charge_positions=CHARGE_POS)
     assert len(runs) == 1
@@ -160,7 +161,7 @@ def test_cache_does_not_recompute(monkeypatch):
 
 
 def test_non_convergence_raises_with_state():
-    model = PySCFModel(SYMBOLS, WATER, basis="6-31g", max_cycle=2)
+    model = PySCFModel(SYMBOLS, WATER, basis="6-31g", max_cycle=2, recovery=False)
     with pytest.raises(CalculationError) as info:
         model.compute(WATER, ("energy",))
     err = info.value
@@ -171,6 +172,7 @@ def test_non_convergence_raises_with_state():
     assert len(err.state["e_history"]) == 2
     assert err.state["mo_energy"].shape == (13,)
     assert model.results == {} and model.scf_runs == 0
+    assert [a["step"] for a in err.state["attempts"]] == ["plain"]
     model.set(max_cycle=100)
     assert model.compute(WATER, ("energy",))["energy"] / HARTREE < -75.0
 
