@@ -504,3 +504,14 @@ def describe() -> dict:
     return {"version": openmm.__version__, "platforms": ", ".join(platforms()),
             "usable": ", ".join(usable), "default platform": chosen,
             "PythonForce": hasattr(openmm, "PythonForce")}
+
+
+def __getattr__(name: str) -> Any:
+    """QM/MM helpers (:mod:`.qmmm`), imported on first use: ``from bridge_adapters.openmm import
+    select_atoms`` works like ``from bridge_adapters.openmm.qmmm import select_atoms``."""
+    if not name.startswith("_") and name != "qmmm":
+        import importlib
+        qmmm = importlib.import_module(".qmmm", __name__)
+        if name in qmmm.__all__:
+            return getattr(qmmm, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
