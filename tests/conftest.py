@@ -2,6 +2,9 @@ import os
 
 # No progress bars in test logs.
 os.environ.setdefault("MSBRIDGE_PROGRESS", "0")
+# The QM tests use tiny molecules, for which PySCF's OpenMP threads cost more than they give
+# on a 2-core machine (see PySCFModel's ``threads`` option); must be set before pyscf loads.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import shutil
 import sys
