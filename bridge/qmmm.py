@@ -275,6 +275,9 @@ class QMMMCoupling:
     def compute(self, positions: Any, box: Any = None) -> tuple[float, np.ndarray]:
         """QM/MM energy (kJ/mol) and forces ``(n, 3)`` kJ/(mol nm) of the coupling terms.
 
+        ``self.last`` keeps the QM energy, the number of embedded charges and ``region``: the
+        ``(k + n_links, 3)`` nm positions handed to the QM model (QM atoms, then link atoms).
+
         ``box``: ``(3,)`` orthorhombic box lengths (nm) for periodic systems, else None.
         """
         x = finite_array(positions, (self.n_atoms, 3), name="positions")
@@ -301,7 +304,8 @@ class QMMMCoupling:
             energy = float(res["energy"]) - float(mm["energy"])
             f_region = np.asarray(res["forces"]) - np.asarray(mm["forces"])
             self._scatter_region(forces, f_region)
-            self.last = {"energy_qm": float(res["energy"]), "energy_mm_region": float(mm["energy"])}
+            self.last = {"energy_qm": float(res["energy"]), "energy_mm_region": float(mm["energy"]),
+                         "region": region}
             return energy, forces
 
         sites, pos, q, scale, dscale = self._embedded_sites(x, xq, box)
@@ -320,7 +324,7 @@ class QMMMCoupling:
             anchors = self.anchors[self.group[self._site_owner(sites)]]
             np.add.at(forces, anchors, per_site)
             forces[self.qm] -= per_site.sum(axis=0) / len(self.qm)
-        self.last = {"energy_qm": energy, "n_charges": int(len(q))}
+        self.last = {"energy_qm": energy, "n_charges": int(len(q)), "region": region}
         return energy, forces
 
     def _site_owner(self, sites: np.ndarray) -> np.ndarray:
