@@ -238,8 +238,16 @@ class QMMMCoupling:
         return [mm[roots[mm] == r] for r in np.unique(roots[mm])]
 
     def _set_groups(self, molecules: Sequence[Sequence[int]]) -> None:
+        """Charge groups from ``molecules``; MM atoms they leave out (e.g. the MM part of a
+        residue cut by the QM boundary) are grouped by covalent connectivity."""
         group = np.full(self.n_atoms, -1, np.int64)
         anchors = []
+        molecules = list(molecules)
+        listed = np.zeros(self.n_atoms, bool)
+        for mol in molecules:
+            listed[np.asarray(mol, np.int64)] = True
+        rest = [c[~listed[c]] for c in self._components()]
+        molecules += [c for c in rest if c.size]
         for k, mol in enumerate(molecules):
             mol = np.asarray(mol, np.int64)
             if mol.size == 0 or np.any(self.in_qm[mol]) or np.any(group[mol] >= 0):

@@ -285,10 +285,10 @@ class OpenMMEngine:
             b = units.finite_array(box, (3, 3), name="box")
             _check_reduced_box(b)
             self.context.setPeriodicBoxVectors(*(openmm.Vec3(*row) for row in b))
+        self._masses = np.array([system.getParticleMass(i).value_in_unit(u.dalton) for i in range(n)])
         self.context.setPositions(pos)
         if velocities is not None:
             self.set_velocities(velocities)
-        self._masses = np.array([system.getParticleMass(i).value_in_unit(u.dalton) for i in range(n)])
 
     # -- construction from ASE --------------------------------------------------------
     @classmethod

@@ -152,3 +152,15 @@ def test_bad_input():
         c.compute(bad)
     with pytest.raises(SetupError, match="cutoff"):
         c.compute(x, box=[3.0, 3.0, 3.0])
+
+
+def test_mm_atoms_left_out_of_the_given_molecules_get_their_own_charge_group():
+    """The MM half of a residue cut by the QM region must be switched by its own distance."""
+    x, el, bonds, q = ethane_in_water(3)
+    waters = [np.arange(8 + 3 * w, 11 + 3 * w) for w in range(3)]
+    c = QMMMCoupling(FakeQM([0.3, -0.1, -0.1, -0.1, 0.0]), [0, 1, 2, 3], len(x), charges=q, elements=el,
+                     bonds=bonds, cutoff=0.6, switch_width=0.2, molecules=waters)
+    assert np.all(c.group[4:] >= 0)
+    assert len({int(c.group[i]) for i in (4, 5, 6, 7)}) == 1
+    assert c.group[4] not in {int(c.group[w[0]]) for w in waters}
+    np.testing.assert_allclose(c.compute(x)[1], numeric_forces(c, x), atol=2e-5)
