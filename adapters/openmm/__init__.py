@@ -167,6 +167,18 @@ def lennard_jones_system(n: int, sigma: float | np.ndarray, epsilon: float | np.
     return system
 
 
+def check_system(system: Any) -> int:
+    """The number of particles of ``system``; a clear error if it is not a usable ``openmm.System``."""
+    _require()
+    if not isinstance(system, openmm.System):
+        raise SetupError(f"system must be an openmm.System, got {type(system).__name__}",
+                         fix="build one with openmm.app.ForceField.createSystem or lennard_jones_system")
+    n = system.getNumParticles()
+    if n == 0:
+        raise SetupError("the OpenMM system has no particles", fix="add particles before using it")
+    return n
+
+
 def _check_reduced_box(box: np.ndarray) -> None:
     if box.shape != (3, 3) or not np.all(np.isfinite(box)):
         raise SetupError(f"box must be a finite (3, 3) array of box vectors, got shape {box.shape}",
@@ -255,13 +267,7 @@ class OpenMMEngine:
                  temperature: Any = None, friction: Any = 1.0, platform: str | None = None,
                  platform_properties: Mapping[str, str] | None = None, velocities: Any = None,
                  box: Any = None, seed: int = 0):
-        _require()
-        if not isinstance(system, openmm.System):
-            raise SetupError(f"system must be an openmm.System, got {type(system).__name__}",
-                             fix="build one with openmm.app.ForceField.createSystem or lennard_jones_system")
-        n = system.getNumParticles()
-        if n == 0:
-            raise SetupError("the OpenMM system has no particles", fix="add particles before wrapping it")
+        n = check_system(system)
         pos = units.finite_array(positions, (n, 3), name="positions")
         dt = units.to_internal(timestep, name="timestep")
         if dt <= 0:

@@ -58,7 +58,7 @@ from bridge import units
 from bridge.errors import CalculationError, SetupError
 from bridge.options import check_properties
 
-from . import _require, openmm, select_platform
+from . import _require, check_system, openmm, select_platform
 
 if openmm is not None:
     import openmm.unit as u
@@ -295,15 +295,7 @@ def _copy_vsite(vs: Any, new: Callable[[int], int], label: str) -> Any:
                      fix="use two/three-particle-average, out-of-plane or local-coordinates sites")
 
 
-def _check_system(system: Any) -> int:
-    _require()
-    if not isinstance(system, openmm.System):
-        raise SetupError(f"system must be an openmm.System, got {type(system).__name__}",
-                         fix="build one with openmm.app.ForceField.createSystem")
-    n = system.getNumParticles()
-    if n == 0:
-        raise SetupError("the OpenMM system has no particles", fix="pass the system of the whole model")
-    return n
+
 
 
 def _pairs(atoms: np.ndarray) -> Iterator[tuple[int, int]]:
@@ -438,7 +430,7 @@ def electrostatic_embedding(system: "openmm.System", qm_atoms: Sequence[int]) ->
       SetupError: bad ``qm_atoms``; an unsupported force; a virtual site that straddles the
         boundary.
     """
-    n = _check_system(system)
+    n = check_system(system)
     qm = _atom_array(qm_atoms, n, "qm_atoms")
     in_qm = np.zeros(n, bool)
     in_qm[qm] = True
@@ -629,7 +621,7 @@ def subsystem_mm_system(system: "openmm.System", atoms: Sequence[int],
     Returns:
       a non-periodic ``openmm.System`` with ``len(atoms) + len(link_hosts)`` particles.
     """
-    n = _check_system(system)
+    n = check_system(system)
     sel = _atom_array(atoms, n, "atoms", ordered=True)
     new_of = {int(a): r for r, a in enumerate(sel)}
     k = len(sel)
@@ -691,7 +683,7 @@ class SubsystemEnergy:
     implemented_properties: tuple[str, ...] = ("energy", "forces")
 
     def __init__(self, system: "openmm.System", platform: str | None = "Reference"):
-        self.n = _check_system(system)
+        self.n = check_system(system)
         self.system = system
         self.context = select_platform(system, openmm.VerletIntegrator(1e-3), platform)
         self.results: dict[str, Any] = {}
@@ -767,7 +759,7 @@ class MMRegionModel:
     implemented_properties: tuple[str, ...] = ("energy", "forces", "charge_forces", "charge_potential")
 
     def __init__(self, system: "openmm.System", *, charges: Any = None, platform: str | None = "Reference"):
-        n = _check_system(system)
+        n = check_system(system)
         if system.usesPeriodicBoundaryConditions():
             raise SetupError("the region system is periodic; the stand-in model is an isolated region",
                              fix="build it with nonbondedMethod=NoCutoff, or use subsystem_mm_system(system, atoms)")
@@ -907,7 +899,7 @@ def attach_python_force(system: "openmm.System", compute: Callable[..., Any], pa
     message; inside :func:`python_force_errors` the original exception itself is raised.
     """
     _require()
-    n = _check_system(system)
+    n = check_system(system)
     if not hasattr(openmm, "PythonForce"):
         raise SetupError(f"OpenMM {openmm.__version__} has no PythonForce (needs >= 8.5)",
                          fix="pip install 'openmm>=8.5'")
