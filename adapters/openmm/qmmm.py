@@ -295,9 +295,6 @@ def _copy_vsite(vs: Any, new: Callable[[int], int], label: str) -> Any:
                      fix="use two/three-particle-average, out-of-plane or local-coordinates sites")
 
 
-
-
-
 def _pairs(atoms: np.ndarray) -> Iterator[tuple[int, int]]:
     for a in range(len(atoms)):
         for b in range(a + 1, len(atoms)):
