@@ -369,8 +369,9 @@ class QMMMCoupling:
             # every atom of an embedded group as the image next to its anchor's image near the QM
             local = x.copy()
             if box is not None:
-                members = np.unique(np.concatenate([owner, [v[1] for k, v in enumerate(self.virtual)
-                                                            if n + k in set(idx.tolist())]])).astype(np.int64)
+                kept = set(idx.tolist())
+                partners = [v[1] for k, v in enumerate(self.virtual) if n + k in kept]
+                members = np.unique(np.concatenate([owner, partners])).astype(np.int64)
                 a_of = self.anchors[self.group[members]]
                 a_local = centroid + self._mic(x[a_of] - centroid, box)
                 local[members] = a_local + self._mic(x[members] - x[a_of], box)
@@ -398,10 +399,3 @@ class QMMMCoupling:
             m1, m2, _ = self.virtual[sites[row] - n]
             forces[m1] += 0.5 * fc[row]
             forces[m2] += 0.5 * fc[row]
-
-    @property
-    def particles(self) -> np.ndarray:
-        """Atoms whose forces this coupling can change (QM, link hosts, embedded MM atoms)."""
-        if self.scheme == "subtractive":
-            return np.unique(np.concatenate([self.qm, self._lm]))
-        return np.arange(self.n_atoms)
