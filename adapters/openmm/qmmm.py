@@ -487,13 +487,20 @@ def electrostatic_embedding_system(system: "openmm.System", qm_atoms: Sequence[i
 
 # -- the MM subsystem (subtractive scheme) -----------------------------------------------------------
 
-def _subset_nonbonded(el: ET.Element, new_of: dict[int, int], k: int, n_link: int) -> None:
+def _keep_particles(el: ET.Element, new_of: dict[int, int]) -> tuple[ET.Element, list[ET.Element]]:
+    """Rebuild ``el``'s particle list with the kept particles in their new order; return the
+    list element and the old particles."""
     particles = el.find("Particles")
     old = list(particles)
     for p in old:
         particles.remove(p)
     for a in sorted(new_of, key=new_of.get):
         particles.append(old[a])
+    return particles, old
+
+
+def _subset_nonbonded(el: ET.Element, new_of: dict[int, int], k: int, n_link: int) -> None:
+    particles, _ = _keep_particles(el, new_of)
     for _ in range(n_link):
         ET.SubElement(particles, "Particle", {"q": "0", "sig": "1", "eps": "0"})
     exceptions = el.find("Exceptions")
@@ -525,12 +532,7 @@ def _subset_nonbonded(el: ET.Element, new_of: dict[int, int], k: int, n_link: in
 
 
 def _subset_custom_nonbonded(el: ET.Element, new_of: dict[int, int], k: int, link_hosts: list[int]) -> None:
-    particles = el.find("Particles")
-    old = list(particles)
-    for p in old:
-        particles.remove(p)
-    for a in sorted(new_of, key=new_of.get):
-        particles.append(old[a])
+    particles, old = _keep_particles(el, new_of)
     for host in link_hosts:                           # any parameters: the link atom is excluded below
         particles.append(ET.fromstring(ET.tostring(old[host])))
     exclusions = el.find("Exclusions")
