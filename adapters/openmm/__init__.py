@@ -27,7 +27,9 @@ and from XML otherwise (then the continuation is statistically, not bitwise, the
 """
 from __future__ import annotations
 
+import contextlib
 import copy
+import sys
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -165,6 +167,13 @@ def lennard_jones_system(n: int, sigma: float | np.ndarray, epsilon: float | np.
     nb.setUseDispersionCorrection(bool(dispersion_correction))
     system.addForce(nb)
     return system
+
+
+def _python_force_errors() -> Any:
+    """Inside engine calls: an error raised in a QM/MM ``PythonForce`` callback comes out as
+    itself (e.g. PySCF's :class:`CalculationError`), not as a bare ``OpenMMException``."""
+    mod = sys.modules.get(f"{__name__}.qmmm")
+    return mod.python_force_errors() if mod is not None else contextlib.nullcontext()
 
 
 def check_system(system: Any) -> int:
@@ -380,19 +389,23 @@ class OpenMMEngine:
 
     def get_forces(self) -> np.ndarray:
         """(n, 3) kJ/(mol nm), including held external forces."""
-        f = _md(self.context.getState(getForces=True).getForces(asNumpy=True))
+        with _python_force_errors():
+            f = _md(self.context.getState(getForces=True).getForces(asNumpy=True))
         self._check_finite(f, "forces")
         return f
 
     def get_potential_energy(self) -> float:
         """kJ/mol, including the energy of held external forces."""
-        e = self.context.getState(getEnergy=True).getPotentialEnergy().value_in_unit(u.kilojoule_per_mole)
+        with _python_force_errors():
+            e = self.context.getState(getEnergy=True).getPotentialEnergy().value_in_unit(u.kilojoule_per_mole)
         self._check_finite(np.array(e), "potential energy")
         return float(e)
 
     def get_kinetic_energy(self) -> float:
         """kJ/mol (as OpenMM's integrator reports it)."""
-        return float(self.context.getState(getEnergy=True).getKineticEnergy().value_in_unit(u.kilojoule_per_mole))
+        with _python_force_errors():
+            state = self.context.getState(getEnergy=True)
+        return float(state.getKineticEnergy().value_in_unit(u.kilojoule_per_mole))
 
     def step(self, n: int) -> None:
         """Advance ``n`` integrator steps."""
@@ -400,11 +413,13 @@ class OpenMMEngine:
         if n < 0:
             raise SetupError(f"cannot step a negative number of steps ({n})", fix="pass n >= 0")
         if n:
-            self.integrator.step(n)
+            with _python_force_errors():
+                self.integrator.step(n)
 
     def minimize(self, tolerance: float = 10.0, max_iterations: int = 0) -> float:
         """Local energy minimisation (OpenMM L-BFGS); returns the final energy (kJ/mol)."""
-        openmm.LocalEnergyMinimizer.minimize(self.context, tolerance, int(max_iterations))
+        with _python_force_errors():
+            openmm.LocalEnergyMinimizer.minimize(self.context, tolerance, int(max_iterations))
         return self.get_potential_energy()
 
     def _check_finite(self, arr: np.ndarray, what: str) -> None:

@@ -82,3 +82,22 @@ def test_periodic_qmmm_forces_match_finite_differences_across_the_box_edge():
             xm[i, k] -= h
             fd = -(c.compute(xp, box)[0] - c.compute(xm, box)[0]) / (2 * h)
             assert fd == pytest.approx(f1[i, k], abs=1e-5 * max(1.0, abs(f1[i, k])))
+
+
+def test_a_failing_qm_model_surfaces_through_the_engine_as_itself():
+    from bridge.errors import CalculationError
+
+    class Failing(MMRegionModel):
+        def compute(self, *args, **kwargs):
+            raise CalculationError("SCF did not converge", reason="test", state={"cycles": 3})
+
+    x = cluster(2)
+    top, system = tip3p_waters(x)
+    _, single = tip3p_waters(x[:3])
+    setup = embed_qm_region(system, top, [0, 1, 2], Failing(single))
+    eng = OpenMMEngine(setup.system, x, platform="Reference")
+    with pytest.raises(CalculationError, match="SCF did not converge") as exc:
+        eng.step(1)
+    assert exc.value.state == {"cycles": 3}
+    with pytest.raises(CalculationError):
+        eng.get_potential_energy()
