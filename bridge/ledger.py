@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections import defaultdict
 from dataclasses import asdict, dataclass
 from typing import Iterable
 

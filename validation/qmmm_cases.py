@@ -226,6 +226,17 @@ def water_box(edge_nm: float, ewald_tolerance: float = 1e-5):
     return modeller.topology, x, system
 
 
+def energy_series(engine, n_steps: int, every: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Run ``n_steps``; return times (ps, from 0) and total energies (kJ/mol) every ``every`` steps."""
+    t, e = [], []
+    for k in range(n_steps // every + 1):
+        if k:
+            engine.step(every)
+        t.append(engine.time)
+        e.append(engine.get_potential_energy() + engine.get_kinetic_energy())
+    return np.array(t) - t[0], np.array(e)
+
+
 def qmmm_nve_water(quick: bool, outdir: Path | None) -> Outcome:
     import openmm
 
@@ -242,18 +253,11 @@ def qmmm_nve_water(quick: bool, outdir: Path | None) -> Outcome:
     dt = 0.0005
     eng = OpenMMEngine(setup.system, x, integrator=openmm.VerletIntegrator(dt), platform="CPU")
     n_steps = 200 if quick else 1000
-    every = 10
     with python_force_errors():
         eng.minimize(tolerance=50.0, max_iterations=50)
         eng.set_velocities_to_temperature(300.0, seed=5)
         eng.step(20)                                   # leave the velocity-assignment transient
-        t, e = [], []
-        for k in range(n_steps // every + 1):
-            if k:
-                eng.step(every)
-            t.append(eng.time)
-            e.append(eng.get_potential_energy() + eng.get_kinetic_energy())
-    t, e = np.array(t) - t[0], np.array(e)
+        t, e = energy_series(eng, n_steps)
     slope = float(np.polyfit(t, e, 1)[0])
     n_atoms = eng.n_particles
     drift = abs(slope) / n_atoms

@@ -32,6 +32,7 @@ from bridge import units
 from bridge.validation import Case, Outcome
 
 from ._figures import pyplot, save
+from .qmmm_cases import energy_series
 from .solutes import ethane_in_water
 
 QM = [0, 1, 2, 3]                                # C1, H11, H12, H13
@@ -41,17 +42,6 @@ EVERY = 10                                       # steps between energy samples
 HANDOVER = 50                                    # steps before the measured run (25 fs)
 TEMPERATURE, SEED = 300.0, 5                     # K
 FRICTION, WARMUP_DT, WARMUP_STEPS = 5.0, 0.001, 200    # 1/ps, ps: 0.2 ps MM Langevin warm-up
-
-
-def _run(engine, n_steps: int) -> tuple[np.ndarray, np.ndarray]:
-    t, e = [], []
-    for k in range(n_steps // EVERY + 1):
-        if k:
-            engine.step(EVERY)
-        t.append(engine.time)
-        e.append(engine.get_potential_energy() + engine.get_kinetic_energy())
-    t = np.array(t) - t[0]
-    return t, np.array(e)
 
 
 def qmmm_nve_link_atom(quick: bool, outdir: Path | None) -> Outcome:
@@ -83,7 +73,7 @@ def qmmm_nve_link_atom(quick: bool, outdir: Path | None) -> Outcome:
     eng.set_velocities(v)
     with python_force_errors():
         eng.step(HANDOVER)                             # leave the MM -> QM/MM hand-over transient
-        t, e = _run(eng, n_steps)
+        t, e = energy_series(eng, n_steps, EVERY)
         cycles = model.total_scf_cycles / max(model.scf_runs, 1)
         kinetic = eng.get_kinetic_energy()
 
@@ -91,7 +81,7 @@ def qmmm_nve_link_atom(quick: bool, outdir: Path | None) -> Outcome:
     mm = OpenMMEngine(system, x, integrator=openmm.VerletIntegrator(DT), platform="CPU")
     mm.set_velocities(v)
     mm.step(HANDOVER)
-    t_mm, e_mm = _run(mm, n_steps)
+    t_mm, e_mm = energy_series(mm, n_steps, EVERY)
 
     fit, cov = np.polyfit(t, e, 1, cov=True)
     slope = float(fit[0])
