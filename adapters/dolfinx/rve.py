@@ -489,6 +489,13 @@ class LinearRVE:
                                     n_cells=n_cells, bc=bc, stats=dict(self.stats),
                                     fluctuations=kept if keep_fields else None)
 
+    def effective_cached(self, bc: str = "periodic") -> np.ndarray:
+        """The effective tensor ``(n, n)`` for ``bc``, computed on first use and kept (a copy)."""
+        cache = self.__dict__.setdefault("_effective_cache", {})
+        if bc not in cache:
+            cache[bc] = self.effective(bc).stiffness
+        return cache[bc].copy()
+
     @property
     def porosity(self) -> float:
         """Meshed volume over box volume (1 without voids)."""
