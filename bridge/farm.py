@@ -44,17 +44,20 @@ __all__ = ["MicroFarm", "FarmStats", "lpt_assignment", "tangent_extrapolation"]
 def lpt_assignment(costs: np.ndarray, n_workers: int) -> np.ndarray:
     """Longest-processing-time-first: worker ``(n,)`` for tasks of ``costs`` ``(n,)`` seconds.
 
-    Tasks in decreasing cost (ties by index) each go to the least-loaded worker (ties by rank),
+    Tasks in decreasing cost (ties by index) each go to the least-loaded worker (ties: fewer
+    tasks, then lower rank),
     which is deterministic, so every rank computes the same assignment.
     """
     costs = np.asarray(costs, dtype=np.float64)
     order = np.lexsort((np.arange(costs.size), -costs))
     load = np.zeros(n_workers)
+    count = np.zeros(n_workers, dtype=np.int64)
     out = np.empty(costs.size, dtype=np.int64)
     for i in order:
-        w = int(np.argmin(load))
+        w = min(range(n_workers), key=lambda r: (load[r], count[r], r))
         out[i] = w
         load[w] += costs[i]
+        count[w] += 1
     return out
 
 
