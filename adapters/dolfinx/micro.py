@@ -185,6 +185,8 @@ class NonlinearElasticRVE:
             return (kappa * ufl.tr(X) * I3 + 2.0 * mu * (1.0 + beta * e) * Xd
                     + 4.0 * mu * beta * ufl.inner(ed, Xd) * ed)
 
+        sd = dev(sigma)
+        self._von_mises = ufl.sqrt(1.5 * ufl.inner(sd, sd))
         dx = ufl.Measure("dx", domain=mesh)
         self._R = dolfinx.fem.form(ufl.inner(sigma, eps3(v)) * dx)
         self._J = dolfinx.fem.form(ufl.inner(dsig(eps3(dw)), eps3(v)) * dx)
@@ -266,6 +268,19 @@ class NonlinearElasticRVE:
         hm = abs(energy - macro) / max(abs(macro), abs(energy), np.finfo(float).tiny)
         return {"stress": stress, "tangent": tangent, "energy_density": self._mean(7),
                 "hill_mandel": hm, "newton_iterations": it, "w": self.w.x.array.copy()}
+
+
+    def von_mises(self, E: np.ndarray, w: np.ndarray | None = None) -> dolfinx.fem.Function:
+        """Von Mises stress (plane strain, sigma_33 included) per cell as a DG0 ``Function``, at
+        macro strain ``E`` ``(3,)`` with fluctuation ``w`` (solved when not given)."""
+        if w is None:
+            w = self.solve(E)["w"]
+        self.E.value[:] = np.asarray(E, dtype=np.float64)
+        self.w.x.array[:] = w
+        W = dolfinx.fem.functionspace(self.mesh, ("DG", 0))
+        f = dolfinx.fem.Function(W, name="von_mises")
+        f.interpolate(dolfinx.fem.Expression(self._von_mises, W.element.interpolation_points))
+        return f
 
 
 class NonlinearRVEModel:

@@ -30,3 +30,14 @@ def test_dolfinx_example_under_two_ranks(tmp_path, mpiexec):
                          env={**os.environ, "MSBRIDGE_PROGRESS": "0"})
     assert out.returncode == 0, out.stdout + out.stderr
     assert "ranks: 2" in out.stdout
+
+
+@pytest.mark.mpi
+def test_fe2_example_under_two_ranks(tmp_path, mpiexec):
+    script = Path(__file__).resolve().parents[2] / "examples" / "fe2_cantilever.py"
+    out = subprocess.run([str(mpiexec), "-n", "2", sys.executable, str(script), "--quick", "--out",
+                          str(tmp_path / "fig")], cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "MSBRIDGE_PROGRESS": "0"})
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert (tmp_path / "fig" / "fe2_cantilever.png").exists()
+    assert (tmp_path / "fig" / "fe2_cantilever.xdmf").exists()
