@@ -41,7 +41,7 @@ import ufl  # noqa: E402
 from mpi4py import MPI  # noqa: E402
 from petsc4py import PETSc  # noqa: E402
 
-from .field import lu_options  # noqa: E402
+from .field import configure_ksp, lu_options  # noqa: E402
 from .mesh import NamedTags  # noqa: E402
 from .rve import voigt_strain  # noqa: E402
 
@@ -133,17 +133,7 @@ class FE2Problem:
         self.du = dolfinx.fem.Function(self.V)
         self.ksp = PETSc.KSP().create(self.comm)
         self.ksp.setOperators(self.A)
-        prefix = f"msbridge_fe2_{id(self)}_"
-        self.ksp.setOptionsPrefix(prefix)
-        opts = PETSc.Options()
-        opts.prefixPush(prefix)
-        options = lu_options(self.comm)
-        for key, value in options.items():
-            opts[key] = value
-        self.ksp.setFromOptions()
-        for key in options:
-            del opts[key]
-        opts.prefixPop()
+        configure_ksp(self.ksp, f"msbridge_fe2_{id(self)}_", lu_options(self.comm))
 
         if isinstance(micro, MicroFarm):
             if micro.n_local != self.n_local_points:

@@ -94,6 +94,20 @@ def lu_options(comm) -> dict[str, Any]:
     return opts
 
 
+def configure_ksp(ksp: PETSc.KSP, prefix: str, options: Mapping[str, Any]) -> None:
+    """Give ``ksp`` the options prefix ``prefix`` and set ``options`` on it, leaving no entry
+    behind in PETSc's global options database."""
+    ksp.setOptionsPrefix(prefix)
+    opts = PETSc.Options()
+    opts.prefixPush(prefix)
+    for key, value in options.items():
+        opts[key] = value
+    ksp.setFromOptions()
+    for key in options:
+        del opts[key]
+    opts.prefixPop()
+
+
 def _enum_name(enum, value: int) -> str:
     for name in dir(enum):
         if not name.startswith("_") and getattr(enum, name) == value:
@@ -136,16 +150,8 @@ class _System:
         self.r = dolfinx.fem.petsc.create_vector(V)
         self.ksp = PETSc.KSP().create(V.mesh.comm)
         self.ksp.setOperators(self.A)
-        self.ksp.setOptionsPrefix(prefix)
         self.A.setOptionsPrefix(f"{prefix}A_")
-        opts = PETSc.Options()
-        opts.prefixPush(prefix)
-        for key, value in petsc_options.items():
-            opts[key] = value
-        self.ksp.setFromOptions()
-        for key in petsc_options:
-            del opts[key]
-        opts.prefixPop()
+        configure_ksp(self.ksp, prefix, petsc_options)
         self.ready = False
 
     def assemble(self, bcs) -> None:
