@@ -1,0 +1,917 @@
+"""Atomistic–continuum handshake: a bonded crystal region blended into a P1 Cauchy–Born continuum.
+
+The coupled energy (bridging-domain / Arlequin family, blended at the level of bonds)
+
+    Pi(x, u) = sum_b alpha_b phi(|x_j - x_i|)                                  atoms
+             + sum_e sum_R kappa_eR phi(|F_e R|)                                continuum (Cauchy–Born)
+             - sum_{b in S} alpha_b phi(|R_b + u^h(X_j) - u^h(X_i)|)          the atoms' share, on u^h
+
+- ``x`` (n, d) nm: atom positions; bond ``b = (i, j)`` has reference vector ``R_b = X_j - X_i``
+  of lattice family ``R`` and weight ``alpha_b = alpha((X_i + X_j) / 2)`` in [0, 1].
+- ``u`` (nodes, d) nm: P1 displacement of the continuum mesh, ``F_e = I + grad u`` on cell ``e``,
+  ``u^h(X) = sum_K N_K(X) u_K``.  ``kappa_eR = |e| / Omega`` (Omega: area or length per atom)
+  makes ``sum_R kappa_eR phi(|F R|)`` the element's Cauchy–Born energy of the same potential.
+- ``S``: the bonds whose two atoms lie inside the mesh ("tied" atoms).  For any field that is
+  affine over a bond, the last two lines give that bond's continuum weight ``1 - alpha_b``: the
+  weights sum to one bond by bond.
+
+Constraints (Lagrange multipliers) tie the tied atoms to the continuum:
+
+- ``"atomwise"``: ``x_I - X_I = u^h(X_I)`` for every tied atom -- exact at the atoms (at the nodes
+  of a mesh that matches the lattice).  Every fine-scale motion in the overlap is locked, so waves
+  the mesh cannot carry reflect there; the affine patch test holds to round-off on any mesh.
+- ``"l2"``: ``sum_I N_J(X_I) (x_I - X_I - u^h(X_I)) = 0`` for every node ``J`` with tied atoms
+  in its support -- the L2 projection of the atoms' displacement onto the mesh equals ``u``.  Only
+  the coarse scale is tied, the fine scale moves freely in the overlap (and can be damped there,
+  see :class:`HandshakeDynamics`), at the price of a small fine-scale ghost force where the bond
+  weights vary (reported by :meth:`Handshake.ghost_forces`).
+
+Ghost-force correction.  Where the mesh ends inside the crystal (the inner edge of the overlap)
+the Cauchy–Born surface traction of the mesh and the bonds from the free atoms do not cancel
+exactly.  The mismatch is, for every homogeneous deformation, ``sum_R t_R(F) c_KR`` with a
+bond force ``t_R(F) = phi'(|F R|) F R / |F R|`` and *geometric* coefficients ``c_KR``; so the
+per-element, per-family weights ``kappa_eR`` of the elements holding tied atoms get a correction
+that zeroes ``c_KR`` exactly (a small least-squares problem per family, solved once).  With it the
+coupled model passes the patch test for every ``F``, not only the reference.
+
+Requirements (checked, :class:`~bridge.errors.SetupError` otherwise): every bond with weight
+below one has both atoms inside the mesh, so the mesh must reach at least one cutoff into the
+region where ``alpha = 1`` (the buffer); every tied atom lies in a cell; in ``"l2"`` mode every
+node of a cell holding tied atoms has enough atoms in its support for the projection.
+
+Units: nm, kJ/mol, amu, ps.  Bonds are fixed at the reference lattice (no bond breaking), as in
+the quasicontinuum benchmarks; the continuum uses exactly the same bond families, so atoms and
+continuum agree for every uniform strain.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+from scipy.optimize import minimize, minimize_scalar
+from scipy.spatial import cKDTree
+
+from .errors import CalculationError, SetupError
+from .lattice import PairPotential
+
+_log = logging.getLogger(__name__)
+
+__all__ = [
+    "lattice_families", "equilibrium_spacing", "lattice_sites", "BondedLattice", "P1Mesh",
+    "Handshake", "NumpyLatticeEngine", "HandshakeDynamics", "right_moving_velocities",
+]
+
+CONSTRAINTS = ("atomwise", "l2")
+
+
+# -- lattices ------------------------------------------------------------------------------
+def lattice_families(kind: str, shells: int) -> np.ndarray:
+    """Half set of lattice vectors (one of each ``+-R``) of the first ``shells`` neighbour shells.
+
+    ``kind``: ``"chain"`` (1-D), ``"triangular"`` or ``"square"`` (2-D); vectors in units of the
+    nearest-neighbour spacing, shape ``(families, d)``.
+    """
+    basis = {"chain": np.array([[1.0]]),
+             "triangular": np.array([[1.0, 0.0], [0.5, np.sqrt(3.0) / 2]]),
+             "square": np.eye(2)}
+    if kind not in basis:
+        raise SetupError(f"unknown lattice kind {kind!r}", fix="use 'chain', 'triangular' or 'square'")
+    if int(shells) < 1:
+        raise SetupError(f"shells must be >= 1, got {shells}", fix="pass shells=1 (nearest neighbours) or more")
+    B = basis[kind]
+    d = B.shape[0]
+    n = int(shells) + 2
+    rng = np.arange(-n, n + 1)
+    ij = np.stack(np.meshgrid(*([rng] * d), indexing="ij"), -1).reshape(-1, d)
+    R = ij @ B
+    r = np.round(np.linalg.norm(R, axis=1), 9)
+    radii = np.unique(r[r > 0])[: int(shells)]
+    keep = (r > 0) & (r <= radii[-1] + 1e-9)
+    R = R[keep]
+    # canonical half: first nonzero component positive
+    first = np.array([row[np.flatnonzero(np.abs(row) > 1e-9)[0]] for row in R])
+    return R[first > 0]
+
+
+def equilibrium_spacing(pot: PairPotential, families: np.ndarray, guess: float) -> float:
+    """Nearest-neighbour spacing (nm) at zero stress of the bonded lattice ``families`` (units of a)."""
+    rho = np.linalg.norm(families, axis=1)
+    res = minimize_scalar(lambda a: float(np.sum(pot.phi(a * rho))), bounds=(0.8 * guess, 1.2 * guess),
+                          method="bounded", options={"xatol": 1e-15 * guess})
+    return float(res.x)
+
+
+def lattice_sites(kind: str, a: float, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """Sites ``(n, d)`` nm of the lattice of spacing ``a`` (origin at 0) inside the box [lower, upper]."""
+    lower, upper = np.atleast_1d(np.asarray(lower, float)), np.atleast_1d(np.asarray(upper, float))
+    if kind == "chain":
+        i = np.arange(np.ceil(lower[0] / a - 1e-9), np.floor(upper[0] / a + 1e-9) + 1)
+        return (i * a)[:, None]
+    if kind == "square":
+        B = np.eye(2) * a
+    elif kind == "triangular":
+        B = np.array([[1.0, 0.0], [0.5, np.sqrt(3.0) / 2]]) * a
+    else:
+        raise SetupError(f"unknown lattice kind {kind!r}", fix="use 'chain', 'triangular' or 'square'")
+    span = np.max(np.abs(np.concatenate([lower, upper]))) / (a * 0.5) + 2
+    rng = np.arange(-np.ceil(span), np.ceil(span) + 1)
+    ij = np.stack(np.meshgrid(rng, rng, indexing="ij"), -1).reshape(-1, 2)
+    X = ij @ B
+    tol = 1e-9 * a
+    inside = np.all((X >= lower - tol) & (X <= upper + tol), axis=1)
+    X = X[inside]
+    return X[np.lexsort(X.T[::-1])]
+
+
+@dataclass
+class BondedLattice:
+    """A crystal with a fixed bond list: reference sites, bonds and their lattice families.
+
+    positions : (n, d) nm reference sites; bonds : (nb, 2) int, oriented so that
+    ``X_j - X_i = a * families[family[b]]``; family : (nb,) int; families : (nf, d) in units of a;
+    a : nm nearest-neighbour spacing.
+    """
+
+    positions: np.ndarray
+    bonds: np.ndarray
+    family: np.ndarray
+    families: np.ndarray
+    a: float
+
+    @classmethod
+    def build(cls, positions: np.ndarray, families: np.ndarray, a: float) -> "BondedLattice":
+        """Bonds of every family between the given sites (a site missing its partner loses that bond)."""
+        X = np.asarray(positions, float)
+        if X.ndim != 2 or X.shape[1] != families.shape[1] or not np.all(np.isfinite(X)):
+            raise SetupError(f"positions must be finite (n, {families.shape[1]}) nm, got shape {X.shape}",
+                             fix="pass reference lattice sites from lattice_sites()")
+        tree = cKDTree(X)
+        bonds, fam = [], []
+        for f, R in enumerate(families):
+            d, j = tree.query(X + a * R, distance_upper_bound=1e-6 * a)
+            ok = np.isfinite(d)
+            i = np.flatnonzero(ok)
+            bonds.append(np.stack([i, j[ok]], 1))
+            fam.append(np.full(i.size, f))
+        return cls(X, np.concatenate(bonds).astype(np.int64), np.concatenate(fam), np.asarray(families, float),
+                   float(a))
+
+    @property
+    def dim(self) -> int:
+        return self.positions.shape[1]
+
+    def subset(self, keep: np.ndarray) -> "BondedLattice":
+        """The lattice restricted to the sites where ``keep`` is True (bonds to removed sites dropped)."""
+        keep = np.asarray(keep, bool)
+        new = -np.ones(len(keep), np.int64)
+        new[keep] = np.arange(int(keep.sum()))
+        ok = keep[self.bonds[:, 0]] & keep[self.bonds[:, 1]]
+        return BondedLattice(self.positions[keep], new[self.bonds[ok]], self.family[ok], self.families, self.a)
+
+    def energy_forces(self, x: np.ndarray, pot: PairPotential, weights: np.ndarray) -> tuple[float, np.ndarray]:
+        """``sum_b w_b phi(|x_j - x_i|)`` (kJ/mol) and forces ``(n, d)`` kJ/(mol nm), in NumPy."""
+        i, j = self.bonds[:, 0], self.bonds[:, 1]
+        y = x[j] - x[i]
+        r = np.linalg.norm(y, axis=1)
+        t = (weights * pot.dphi(r) / r)[:, None] * y
+        f = np.zeros_like(x)
+        np.add.at(f, i, t)
+        np.subtract.at(f, j, t)
+        return float(np.sum(weights * pot.phi(r))), f
+
+    def complete(self) -> np.ndarray:
+        """(n,) bool: the site has every bond of every family in both directions."""
+        count = np.bincount(self.bonds.ravel(), minlength=len(self.positions))
+        return count == 2 * len(self.families)
+
+
+# -- P1 meshes -----------------------------------------------------------------------------
+class P1Mesh:
+    """A simplex mesh (intervals in 1-D, triangles in 2-D) carrying a P1 vector field.
+
+    nodes : (nn, d) nm; cells : (ne, d + 1) node indices.  DOLFINx meshes come in through
+    :func:`bridge_adapters.dolfinx.handshake.p1_mesh` (the P1 dof layout of a function space).
+    """
+
+    def __init__(self, nodes: np.ndarray, cells: np.ndarray):
+        self.nodes = np.asarray(nodes, float)
+        if self.nodes.ndim == 1:
+            self.nodes = self.nodes[:, None]
+        self.cells = np.asarray(cells, np.int64)
+        d = self.nodes.shape[1]
+        if self.cells.ndim != 2 or self.cells.shape[1] != d + 1:
+            raise SetupError(f"cells must be (ne, {d + 1}) for {d}-D nodes, got {self.cells.shape}",
+                             fix="pass intervals in 1-D, triangles in 2-D")
+        if not np.all(np.isfinite(self.nodes)) or self.cells.min() < 0 or self.cells.max() >= len(self.nodes):
+            raise SetupError("mesh nodes must be finite and cells must index existing nodes",
+                             fix="build the mesh with DOLFINx or check the connectivity")
+        p = self.nodes[self.cells]                        # (ne, d+1, d)
+        T = np.transpose(p[:, 1:] - p[:, :1], (0, 2, 1))   # (ne, d, d) columns = edges
+        det = np.linalg.det(T)
+        if np.any(np.abs(det) < 1e-14 * np.max(np.abs(det))):
+            raise SetupError("the mesh has degenerate cells", fix="remesh without zero-size cells")
+        self.Tinv = np.linalg.inv(T)                       # rows = gradients of lambda_1..d
+        g = np.concatenate([-self.Tinv.sum(1, keepdims=True), self.Tinv], 1)
+        self.grads = g                                     # (ne, d+1, d)
+        self.volume = np.abs(det) / (1.0 if d == 1 else 2.0)
+        self.centroids = p.mean(1)
+        self._tree = cKDTree(self.centroids)
+        self.h = float(np.max(np.linalg.norm(p[:, 1:] - p[:, :1], axis=2)))
+
+    @property
+    def dim(self) -> int:
+        return self.nodes.shape[1]
+
+    def locate(self, points: np.ndarray, k: int = 24) -> tuple[np.ndarray, np.ndarray]:
+        """Cell (``-1`` outside) and barycentric coordinates ``(m, d+1)`` of each point."""
+        pts = np.asarray(points, float).reshape(-1, self.dim)
+        cell = -np.ones(len(pts), np.int64)
+        bary = np.zeros((len(pts), self.dim + 1))
+        k = min(k, len(self.cells))
+        _, cand = self._tree.query(pts, k=k)
+        cand = cand.reshape(len(pts), k)
+        tol = 1e-10
+        for c in range(k):
+            todo = cell < 0
+            if not todo.any():
+                break
+            e = cand[todo, c]
+            lam = np.einsum("mij,mj->mi", self.Tinv[e], pts[todo] - self.nodes[self.cells[e, 0]])
+            lam = np.concatenate([1 - lam.sum(1, keepdims=True), lam], 1)
+            ok = np.all(lam >= -tol, axis=1)
+            idx = np.flatnonzero(todo)[ok]
+            cell[idx] = e[ok]
+            bary[idx] = lam[ok]
+        return cell, bary
+
+    def interpolation(self, points: np.ndarray) -> sp.csr_matrix:
+        """Sparse ``(m, nn)`` matrix N with ``u^h(points) = N @ u``; every point must be inside."""
+        cell, bary = self.locate(points)
+        if np.any(cell < 0):
+            bad = np.asarray(points).reshape(-1, self.dim)[cell < 0][0]
+            raise SetupError(f"{int(np.sum(cell < 0))} point(s) lie outside the mesh, e.g. {bad}",
+                             fix="extend the mesh over every atom that is to be tied to it")
+        m = len(cell)
+        rows = np.repeat(np.arange(m), self.dim + 1)
+        return sp.csr_matrix((bary.ravel(), (rows, self.cells[cell].ravel())), shape=(m, len(self.nodes)))
+
+    def boundary_nodes(self) -> np.ndarray:
+        """Indices of the nodes on the mesh boundary (facets used by one cell)."""
+        d = self.dim
+        if d == 1:
+            count = np.bincount(self.cells.ravel(), minlength=len(self.nodes))
+            return np.flatnonzero(count == 1)
+        edges = np.sort(np.concatenate([self.cells[:, [0, 1]], self.cells[:, [1, 2]], self.cells[:, [0, 2]]]), 1)
+        uniq, cnt = np.unique(edges, axis=0, return_counts=True)
+        return np.unique(uniq[cnt == 1].ravel())
+
+    def lumped_mass(self, density: np.ndarray) -> np.ndarray:
+        """Row-sum lumped P1 mass (nn,) for a per-cell density ``(ne,)`` (mass per area/length)."""
+        m = np.zeros(len(self.nodes))
+        np.add.at(m, self.cells.ravel(), np.repeat(density * self.volume / (self.dim + 1), self.dim + 1))
+        return m
+
+
+# -- the coupled model ---------------------------------------------------------------------
+def _weights(weight: Any, X: np.ndarray) -> np.ndarray:
+    if hasattr(weight, "weights"):
+        pad = np.zeros((len(X), 3))
+        pad[:, : X.shape[1]] = X
+        w = weight.weights(pad)
+    elif callable(weight):
+        w = weight(X)
+    else:
+        raise SetupError("weight must be a zone (bridge.zones) or a callable of (n, d) positions",
+                         fix="pass e.g. bridge.zones.Slab(...) or lambda X: ...")
+    w = np.asarray(w, float).reshape(len(X))
+    if not np.all(np.isfinite(w)) or w.min() < 0 or w.max() > 1:
+        raise SetupError("blending weights must be finite and in [0, 1]",
+                         fix="use a weight function that goes from 1 (atoms) to 0 (continuum)")
+    return w
+
+
+class Handshake:
+    """The coupled atomistic–continuum energy, its constraints and its patch-test ghost forces.
+
+    Parameters
+    ----------
+    lattice : :class:`BondedLattice`, the atoms (pure atomistic region and overlap; every site
+        must have a positive weight).
+    potential : :class:`bridge.lattice.PairPotential` (the same for bonds and Cauchy–Born).
+    mesh : :class:`P1Mesh` over the continuum and the overlap (a hole where only atoms live).
+    weight : a zone of :mod:`bridge.zones` or a callable ``(n, d) -> (n,)``; 1 in the atomistic
+        region, 0 in the continuum.
+    constraint : ``"atomwise"`` or ``"l2"`` (module docstring for the trade-off).
+    correct_ghost_forces : apply the per-family weight correction (default True).
+    """
+
+    def __init__(self, lattice: BondedLattice, potential: PairPotential, mesh: P1Mesh, weight: Any, *,
+                 constraint: str = "l2", correct_ghost_forces: bool = True):
+        if constraint not in CONSTRAINTS:
+            raise SetupError(f"unknown constraint {constraint!r}", fix=f"use one of {CONSTRAINTS}")
+        if lattice.dim != mesh.dim:
+            raise SetupError(f"lattice is {lattice.dim}-D but the mesh is {mesh.dim}-D",
+                             fix="pass a mesh of the same dimension as the lattice")
+        self.lattice, self.pot, self.mesh, self.constraint = lattice, potential, mesh, constraint
+        X, d = lattice.positions, lattice.dim
+        self.dim = d
+        self._weight_fn = lambda P: _weights(weight, np.asarray(P, float))
+        self.alpha = _weights(weight, X)
+        if np.any(self.alpha <= 0):
+            raise SetupError(f"{int(np.sum(self.alpha <= 0))} atom(s) have weight 0",
+                             fix="drop them: lattice.subset(weights > 0) -- atoms of weight 0 are continuum")
+        mid = 0.5 * (X[lattice.bonds[:, 0]] + X[lattice.bonds[:, 1]])
+        self.alpha_bond = _weights(weight, mid)
+        R = lattice.families * lattice.a
+        self.R = R
+        self.families = R.shape[0]
+        # reference volume per atom: |det(basis)| -> from the bond families of the ideal lattice
+        self.omega = _volume_per_atom(lattice.families, lattice.a)
+        cell, _ = mesh.locate(X)
+        self.tied = cell >= 0
+        self.tied_index = np.flatnonzero(self.tied)
+        self.free_index = np.flatnonzero(~self.tied)
+        b = lattice.bonds
+        partial = self.alpha_bond < 1.0
+        loose = partial & ~(self.tied[b[:, 0]] & self.tied[b[:, 1]])
+        if loose.any():
+            x0 = X[b[loose][0, 0]]
+            raise SetupError(f"{int(loose.sum())} bond(s) with weight < 1 have an atom outside the mesh, e.g. at {x0}",
+                             fix="extend the mesh into the region where the weight is 1 by at least one cutoff "
+                                 f"({lattice.a * np.linalg.norm(lattice.families, axis=1).max():.4g} nm)")
+        self.N = mesh.interpolation(X[self.tied_index])          # (nT, nn)
+        self.S = np.flatnonzero(self.tied[b[:, 0]] & self.tied[b[:, 1]])
+        loc = -np.ones(len(X), np.int64)
+        loc[self.tied_index] = np.arange(len(self.tied_index))
+        self._S_i, self._S_j = loc[b[self.S, 0]], loc[b[self.S, 1]]
+        self.kappa = np.repeat((mesh.volume / self.omega)[:, None], self.families, 1)
+        nodes_with_atoms = np.unique(self.N.indices)
+        self.overlap_nodes = nodes_with_atoms
+        if constraint == "l2":
+            self._NtN = (self.N.T @ self.N).tocsr()
+            O = self.overlap_nodes
+            block = self._NtN[O][:, O].tocsc()
+            try:
+                self._NtN_OO = spla.splu(block)
+            except RuntimeError as exc:
+                raise SetupError("the L2 projection onto the overlap nodes is singular: a node has too few "
+                                 "atoms in its support", fix="use larger elements in the overlap (h >= 2 "
+                                 "spacings) or constraint='atomwise'") from exc
+            cond = np.linalg.cond(block.toarray()) if len(O) < 2000 else 0.0
+            if cond > 1e12:
+                raise SetupError(f"the L2 projection onto the overlap nodes is ill-conditioned (cond {cond:.2g})",
+                                 fix="use larger elements in the overlap or constraint='atomwise'")
+        self.kappa_correction = np.zeros_like(self.kappa)
+        self.correction_residual = 0.0
+        if correct_ghost_forces:
+            self._correct()
+        self._reference_energy = None
+
+    # -- energies ------------------------------------------------------------------------
+    def atom_energy_forces(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        """NumPy evaluation of the weighted bond energy of the atoms (the engine computes the same)."""
+        return self.lattice.energy_forces(x, self.pot, self.alpha_bond)
+
+    def continuum_energy_gradient(self, u: np.ndarray) -> tuple[float, np.ndarray]:
+        """Continuum energy (kJ/mol) and its gradient ``(nn, d)`` kJ/(mol nm) for displacements ``u``."""
+        m = self.mesh
+        u = np.asarray(u, float).reshape(len(m.nodes), self.dim)
+        ue = u[m.cells]                                            # (ne, d+1, d)
+        F = np.eye(self.dim)[None] + np.einsum("eki,ekj->eij", ue, m.grads)
+        y = np.einsum("eij,fj->efi", F, self.R)                   # (ne, nf, d)
+        r = np.linalg.norm(y, axis=2)
+        kap = self.kappa + self.kappa_correction
+        E = float(np.sum(kap * self.pot.phi(r)))
+        t = (kap * self.pot.dphi(r) / r)[..., None] * y            # (ne, nf, d)
+        RG = np.einsum("fj,ekj->efk", self.R, m.grads)             # (ne, nf, d+1)
+        ge = np.einsum("efi,efk->eki", t, RG)
+        g = np.zeros_like(u)
+        np.add.at(g, m.cells.ravel(), ge.reshape(-1, self.dim))
+        # minus the atoms' share of the bonds in S, evaluated on the FE field
+        uT = self.N @ u
+        b = self.lattice.bonds[self.S]
+        Rb = self.lattice.positions[b[:, 1]] - self.lattice.positions[b[:, 0]]
+        yb = Rb + uT[self._S_j] - uT[self._S_i]
+        rb = np.linalg.norm(yb, axis=1)
+        w = self.alpha_bond[self.S]
+        E -= float(np.sum(w * self.pot.phi(rb)))
+        tb = (w * self.pot.dphi(rb) / rb)[:, None] * yb
+        gT = np.zeros_like(uT)
+        np.add.at(gT, self._S_j, -tb)
+        np.add.at(gT, self._S_i, tb)
+        g += self.N.T @ gT
+        return E, g
+
+    def energy_gradient(self, x: np.ndarray, u: np.ndarray,
+                        atoms: Callable[[np.ndarray], tuple[float, np.ndarray]] | None = None
+                        ) -> tuple[float, np.ndarray, np.ndarray]:
+        """Coupled energy and gradients ``(n, d)`` (atoms) and ``(nn, d)`` (nodes).
+
+        ``atoms(x) -> (energy, forces)`` is the atomistic engine; default: the NumPy evaluation.
+        """
+        Ea, fa = (atoms or self.atom_energy_forces)(x)
+        Ec, gc = self.continuum_energy_gradient(u)
+        return Ea + Ec, -fa, gc
+
+    # -- constraints ---------------------------------------------------------------------
+    def constraint_matrix(self) -> sp.csr_matrix:
+        """G (rows, n + nn) acting on one Cartesian component of ``[x - X; u]``; G q = 0."""
+        n, nn, nT = len(self.lattice.positions), len(self.mesh.nodes), len(self.tied_index)
+        sel = sp.csr_matrix((np.ones(nT), (np.arange(nT), self.tied_index)), shape=(nT, n))
+        if self.constraint == "atomwise":
+            return sp.hstack([sel, -self.N]).tocsr()
+        O = self.overlap_nodes
+        Nt = self.N.T.tocsr()[O]
+        return sp.hstack([Nt @ sel, -self._NtN[O]]).tocsr()
+
+    def ghost_forces(self, F: np.ndarray, fixed_atoms: np.ndarray = (), fixed_nodes: np.ndarray = (),
+                     atoms: Callable | None = None) -> dict[str, Any]:
+        """Residual forces on the free degrees of freedom under the homogeneous deformation ``F``.
+
+        Every atom and node is put at ``F X``; the gradient is projected on the directions that
+        the constraints and the fixed atoms / nodes leave free (least-squares multipliers).
+        Returns ``max`` (kJ/mol/nm), ``relative`` (over the largest bond force of that state),
+        ``atoms`` (n, d) and ``nodes`` (nn, d) residuals.
+        """
+        F = np.asarray(F, float).reshape(self.dim, self.dim)
+        X = self.lattice.positions
+        x = X @ F.T
+        u = self.mesh.nodes @ (F - np.eye(self.dim)).T
+        _, ga, gc = self.energy_gradient(x, u, atoms)
+        fa = np.zeros(len(X), bool)
+        fa[np.asarray(fixed_atoms, np.int64)] = True
+        fn = np.zeros(len(self.mesh.nodes), bool)
+        fn[np.asarray(fixed_nodes, np.int64)] = True
+        free = np.concatenate([~fa, ~fn])
+        G = self.constraint_matrix()[:, free]
+        G = G[np.asarray(abs(G).sum(1)).ravel() > 0]
+        g = np.concatenate([ga, gc])[free]                      # (free, d)
+        # residual g + G^T lam, minimised over lam: project each component
+        if G.shape[0]:
+            GGt = (G @ G.T).tocsc()
+            lam = spla.splu(GGt).solve(np.asarray(G @ g))
+            r = g - G.T @ lam
+        else:
+            r = g
+        full = np.zeros((len(free), self.dim))
+        full[free] = r
+        ra, rc = full[: len(X)], full[len(X):]
+        r_b = np.linalg.norm((X[self.lattice.bonds[:, 1]] - X[self.lattice.bonds[:, 0]]) @ F.T, axis=1)
+        scale = float(np.max(np.abs(self.pot.dphi(r_b))))
+        mx = float(np.max(np.abs(r))) if r.size else 0.0
+        return {"max": mx, "relative": mx / scale if scale > 0 else mx, "atoms": ra, "nodes": rc,
+                "bond_force_scale": scale}
+
+    # -- ghost-force correction ----------------------------------------------------------
+    def _coarse_coefficients(self) -> np.ndarray:
+        """c (nf, nn): nodal residual per unit bond force of each family, after atomwise reduction."""
+        m, b, X = self.mesh, self.lattice.bonds, self.lattice.positions
+        nf, nn = self.families, len(m.nodes)
+        RG = np.einsum("fj,ekj->efk", self.R, m.grads)          # (ne, nf, d+1)
+        c = np.zeros((nf, nn))
+        for f in range(nf):
+            np.add.at(c[f], m.cells.ravel(), (self.kappa[:, f, None] * RG[:, f]).ravel())
+        # bond forces t_b = unit R-hat per family: coefficient per atom (+alpha at j, -alpha at i)
+        a_atom = np.zeros((nf, len(X)))
+        for f in range(nf):
+            sel = self.lattice.family == f
+            w = self.alpha_bond * sel
+            np.add.at(a_atom[f], b[:, 1], w)
+            np.add.at(a_atom[f], b[:, 0], -w)
+        # free atoms must carry no residual (complete shells of weight one)
+        inner = self.free_index[self.lattice.complete()[self.free_index]]   # surface atoms are boundaries
+        free_res = np.abs(a_atom[:, inner]).max() if inner.size else 0.0
+        self._free_residual = float(free_res)
+        c += (self.N.T @ a_atom[:, self.tied_index].T).T
+        # minus the S-bonds on the FE field: d/du of alpha_b phi(|R + u_j - u_i|) -> +alpha at j, -alpha at i
+        aS = np.zeros((nf, len(self.tied_index)))
+        for f in range(nf):
+            w = self.alpha_bond[self.S] * (self.lattice.family[self.S] == f)
+            np.add.at(aS[f], self._S_j, w)
+            np.add.at(aS[f], self._S_i, -w)
+        c -= (self.N.T @ aS.T).T
+        return c
+
+    def _correct(self) -> None:
+        c = self._coarse_coefficients()
+        m = self.mesh
+        scale = float(np.max(np.abs(self.kappa[:, 0, None] * np.einsum("fj,ekj->efk", self.R, m.grads)[:, 0])))
+        cell_tied, _ = m.locate(self.lattice.positions[self.tied_index])
+        elems = np.unique(cell_tied)
+        adj = sp.csr_matrix((np.ones(m.cells.size), (np.repeat(np.arange(len(m.cells)), m.dim + 1),
+                                                     m.cells.ravel())), shape=(len(m.cells), len(m.nodes)))
+        RG = np.einsum("fj,ekj->efk", self.R, m.grads)
+        # nodes far from every atom carry real boundary tractions, not ghost forces
+        reach = self.lattice.a * np.linalg.norm(self.lattice.families, axis=1).max() + m.h
+        near = np.isfinite(cKDTree(self.lattice.positions).query(m.nodes, distance_upper_bound=reach)[0])
+        worst = np.inf
+        for _ring in range(4):
+            rows = np.unique(m.cells[elems].ravel())
+            outside = np.setdiff1d(np.flatnonzero((np.abs(c).max(0) > 1e-12 * scale) & near), rows)
+            delta = np.zeros((len(m.cells), self.families))
+            worst = 0.0
+            if outside.size == 0:
+                pos = -np.ones(len(m.nodes), np.int64)
+                pos[rows] = np.arange(len(rows))
+                for f in range(self.families):
+                    D = np.zeros((len(rows), len(elems)))
+                    for k in range(m.dim + 1):
+                        np.add.at(D, (pos[m.cells[elems, k]], np.arange(len(elems))), RG[elems, f, k])
+                    sol, *_ = np.linalg.lstsq(D, -c[f, rows], rcond=None)
+                    delta[elems, f] = sol
+                    worst = max(worst, float(np.max(np.abs(D @ sol + c[f, rows]), initial=0.0)))
+                if worst <= 1e-11 * scale:
+                    break
+            else:
+                worst = np.inf
+            # widen by one ring of neighbouring cells
+            nodes = np.unique(m.cells[elems].ravel())
+            elems = np.unique((adj[:, nodes].sum(1).A1 > 0).nonzero()[0])
+        if self._free_residual > 1e-12:
+            raise SetupError(f"free atoms with complete neighbour shells feel a residual bond force "
+                             f"({self._free_residual:.2g} per unit bond force): the weight is below 1 there",
+                             fix="make the mesh reach one cutoff into the region of weight 1")
+        if worst > 1e-11 * scale:
+            # not closable on this mesh (2-D: bands of the mesh cut by the hole along a bond family
+            # move without stretching that family); keep the uncorrected weights and report
+            _log.warning("ghost-force correction does not close on this mesh (residual %.2g); "
+                         "weights left uncorrected", worst / scale)
+            self.correction_residual = float(worst / scale)
+            return
+        self.kappa_correction = delta
+        self.correction_residual = worst / scale
+
+    # -- statics -------------------------------------------------------------------------
+    def reduced(self, fixed_atoms: np.ndarray = (), fixed_nodes: np.ndarray = ()) -> "_Reduced":
+        """The linear map from independent coordinates to ``(x - X, u)`` that satisfies the constraints."""
+        return _Reduced(self, np.asarray(fixed_atoms, np.int64), np.asarray(fixed_nodes, np.int64))
+
+    def minimize(self, x0: np.ndarray, u0: np.ndarray, *, fixed_atoms: np.ndarray = (),
+                 fixed_nodes: np.ndarray = (), atoms: Callable | None = None, gtol: float = 1e-9,
+                 max_iterations: int = 20000) -> dict[str, Any]:
+        """Minimise the coupled energy over the free coordinates (L-BFGS), constraints held exactly.
+
+        ``x0`` (n, d) and ``u0`` (nn, d) give the fixed atoms' and nodes' prescribed values and the
+        start.  ``gtol``: stop when the largest reduced gradient is below ``gtol`` times the
+        largest bond force of the reference potential (kJ/mol/nm).  Returns ``x``, ``u``,
+        ``energy``, ``iterations``, ``gradient`` (max reduced gradient).
+        """
+        red = self.reduced(fixed_atoms, fixed_nodes)
+        X = self.lattice.positions
+        x0 = np.asarray(x0, float).reshape(X.shape)
+        u0 = np.asarray(u0, float).reshape(self.mesh.nodes.shape)
+        if not (np.all(np.isfinite(x0)) and np.all(np.isfinite(u0))):
+            raise SetupError("start positions or displacements contain NaN or inf",
+                             fix="pass finite x0 (n, d) and u0 (nn, d) in nm")
+        base_a, base_c = red.base(x0 - X, u0)
+        y0 = red.initial(x0 - X, u0)
+        scale = float(np.max(np.abs(self.pot.dphi(self.lattice.a * np.linalg.norm(self.lattice.families, axis=1)))))
+        count = [0]
+
+        def fun(y):
+            da, uc = red.expand(y, base_a, base_c)
+            E, ga, gc = self.energy_gradient(X + da, uc, atoms)
+            count[0] += 1
+            return E, red.adjoint(ga, gc) / scale
+
+        res = minimize(lambda y: (lambda e, g: (e / scale, g))(*fun(y)), y0, jac=True, method="L-BFGS-B",
+                       options={"maxiter": int(max_iterations), "gtol": gtol, "ftol": 0.0, "maxcor": 30})
+        da, uc = red.expand(res.x, base_a, base_c)
+        E, ga, gc = self.energy_gradient(X + da, uc, atoms)
+        gmax = float(np.max(np.abs(red.adjoint(ga, gc)))) if res.x.size else 0.0
+        if not np.isfinite(E) or gmax > 1e3 * gtol * scale:
+            raise CalculationError(f"coupled minimisation did not converge (max reduced gradient {gmax:.3g} "
+                                   f"kJ/mol/nm after {res.nit} iterations)", reason=str(res.message),
+                                   state={"x": X + da, "u": uc})
+        return {"x": X + da, "u": uc, "energy": E, "iterations": int(res.nit), "gradient": gmax,
+                "evaluations": count[0]}
+
+
+def _volume_per_atom(families: np.ndarray, a: float) -> float:
+    d = families.shape[1]
+    if d == 1:
+        return a
+    # the two shortest non-parallel family vectors span the primitive cell of these lattices
+    R = families[np.argsort(np.linalg.norm(families, axis=1), kind="stable")]
+    for k in range(1, len(R)):
+        det = abs(np.linalg.det(np.stack([R[0], R[k]])))
+        if det > 1e-9:
+            return float(det * a * a)
+    raise SetupError("bond families do not span the plane", fix="use shells >= 1 of a 2-D lattice")
+
+
+class _Reduced:
+    """Independent coordinates y of a constrained handshake, ``(x - X, u) = expand(y)``."""
+
+    def __init__(self, hs: Handshake, fixed_atoms: np.ndarray, fixed_nodes: np.ndarray):
+        self.hs = hs
+        n, nn = len(hs.lattice.positions), len(hs.mesh.nodes)
+        self.fa = np.zeros(n, bool)
+        self.fa[fixed_atoms] = True
+        self.fn = np.zeros(nn, bool)
+        self.fn[fixed_nodes] = True
+        if hs.constraint == "atomwise":
+            if np.any(self.fa[hs.tied_index]):
+                raise SetupError("fixed atoms must not be tied to the mesh in atomwise mode",
+                                 fix="fix the nodes around them instead")
+            self.var_a = np.flatnonzero(~self.fa & ~hs.tied)
+            self.var_c = np.flatnonzero(~self.fn)
+        else:
+            O = np.zeros(nn, bool)
+            O[hs.overlap_nodes] = True
+            if np.any(self.fn & O):
+                raise SetupError("fixed nodes must not carry tied atoms in l2 mode",
+                                 fix="fix nodes away from the overlap")
+            self.var_a = np.flatnonzero(~self.fa)
+            self.var_c = np.flatnonzero(~self.fn & ~O)
+            self.O = hs.overlap_nodes
+            self.NtN_rest = hs._NtN[self.O]
+            self.Nt = hs.N.T.tocsr()[self.O]
+
+    def initial(self, da: np.ndarray, u: np.ndarray) -> np.ndarray:
+        return np.concatenate([da[self.var_a].ravel(), u[self.var_c].ravel()])
+
+    def base(self, da: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return da.copy(), u.copy()
+
+    def expand(self, y: np.ndarray, base_a: np.ndarray, base_c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        hs, d = self.hs, self.hs.dim
+        da, u = base_a.copy(), base_c.copy()
+        na = self.var_a.size * d
+        da[self.var_a] = y[:na].reshape(-1, d)
+        u[self.var_c] = y[na:].reshape(-1, d)
+        if hs.constraint == "atomwise":
+            da[hs.tied_index] = hs.N @ u
+        else:
+            u[self.O] = 0.0
+            rhs = self.Nt @ da[hs.tied_index] - self.NtN_rest @ u
+            u[self.O] = hs._NtN_OO.solve(np.asarray(rhs))
+        return da, u
+
+    def adjoint(self, ga: np.ndarray, gc: np.ndarray) -> np.ndarray:
+        hs = self.hs
+        ga, gc = ga.copy(), gc.copy()
+        if hs.constraint == "atomwise":
+            gc += hs.N.T @ ga[hs.tied_index]
+        else:
+            z = hs._NtN_OO.solve(np.asarray(gc[self.O]), trans="T")
+            ga[hs.tied_index] += self.Nt.T @ z
+            gc -= self.NtN_rest.T @ z
+            gc[self.O] = 0.0
+        return np.concatenate([ga[self.var_a].ravel(), gc[self.var_c].ravel()])
+
+
+# -- dynamics ------------------------------------------------------------------------------
+class NumpyLatticeEngine:
+    """The weighted bonded lattice integrated in NumPy: the independent twin of the OpenMM engine.
+
+    Velocity Verlet with an exact exponential damping of the fine scale, ``v <- v_ref +
+    (v - v_ref) exp(-eta dt)`` after each step, ``eta`` (n,) 1/ps, ``v_ref`` (n, d) nm/ps.
+    """
+
+    def __init__(self, hs: Handshake, masses: np.ndarray, timestep: float, eta: np.ndarray | None = None):
+        self.hs, self.m, self.dt = hs, np.asarray(masses, float), float(timestep)
+        n = len(hs.lattice.positions)
+        self.x = hs.lattice.positions.copy()
+        self.v = np.zeros_like(self.x)
+        self.eta = np.zeros(n) if eta is None else np.asarray(eta, float)
+        self.vref = np.zeros_like(self.x)
+        self._ef = hs.atom_energy_forces(self.x)
+
+    def energy_forces(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        return self.hs.atom_energy_forces(x)
+
+    def set_positions(self, x):
+        self.x = np.array(x, float)
+        self._ef = self.hs.atom_energy_forces(self.x)
+
+    def set_velocities(self, v):
+        self.v = np.array(v, float)
+
+    def set_reference_velocities(self, vref):
+        self.vref = np.array(vref, float)
+
+    def state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        return self.x.copy(), self.v.copy(), self._ef[1].copy(), self._ef[0]
+
+    def substep(self, n: int) -> None:
+        decay = np.exp(-self.eta * self.dt)[:, None]
+        for _ in range(int(n)):
+            self.v += 0.5 * self.dt * self._ef[1] / self.m[:, None]
+            self.x += self.dt * self.v
+            self._ef = self.hs.atom_energy_forces(self.x)
+            self.v += 0.5 * self.dt * self._ef[1] / self.m[:, None]
+            self.v = self.vref + (self.v - self.vref) * decay
+
+
+@dataclass
+class DynamicsRecord:
+    """Time series of a coupled run: time (ps) and energies (kJ/mol) by region and in total."""
+
+    time: list = field(default_factory=list)
+    #: ``damped``: energy removed since the run started (the damping layer's work, plus the
+    #: integrator's O(dt^2) energy error, which is below 1e-4 of the pulse energy undamped)
+    total: list = field(default_factory=list)
+    atomistic: list = field(default_factory=list)
+    handshake: list = field(default_factory=list)
+    continuum: list = field(default_factory=list)
+    damped: list = field(default_factory=list)
+
+
+class HandshakeDynamics:
+    """Multi-rate explicit dynamics of a :class:`Handshake` with the constraints held at each sync.
+
+    The atoms take ``substeps`` velocity-Verlet steps of ``dt`` in their engine while the
+    continuum takes one step of ``substeps * dt``; at the synchronisation the positions and
+    velocities are projected, mass-weighted, onto the constraints, ``q <- q - M^-1 G^T
+    (G M^-1 G^T)^-1 G q`` (RATTLE for these linear constraints; with ``substeps = 1`` the scheme
+    is exactly RATTLE, symplectic, with energy errors O(dt^2) and no drift).  The last half
+    kick is redone with the forces at the projected positions.
+
+    Masses: atom ``I`` carries ``max(alpha_I, mass_floor) m`` and the continuum the lumped mass of
+    density ``max(1 - alpha_e, mass_floor) m / Omega`` (``alpha_e`` at the cell centroid), so
+    the two sum to one across the overlap; the floor keeps the buffer cells (weight 1) and the
+    outermost atoms (weight -> 0) at a finite frequency.
+
+    Damping (``damping`` 1/ps, default 0 = off): a perfectly-matched-layer-like absorber on the
+    fine scale of the overlap atoms, ``eta_I = damping (1 - alpha_I)^2`` (zero where the atoms
+    are fully atomistic, largest at the continuum edge), acting on ``v_I - u^h_t(X_I)`` only, so
+    the coarse motion the continuum carries on is untouched.  With ``"atomwise"`` constraints the
+    fine scale is zero and damping has no effect.
+
+    ``engine`` must provide ``substep(n)``, ``state() -> (x, v, forces, energy)``,
+    ``set_positions``, ``set_velocities``, ``set_reference_velocities`` and ``energy_forces``
+    (:class:`NumpyLatticeEngine`, or the OpenMM engine of
+    :func:`bridge_adapters.openmm.lattice.handshake_engine`).
+    """
+
+    def __init__(self, hs: Handshake, engine: Any, mass: float, *, substeps: int = 1, mass_floor: float = 0.02,
+                 fixed_nodes: np.ndarray = ()):
+        if int(substeps) < 1:
+            raise SetupError(f"substeps must be >= 1, got {substeps}", fix="pass substeps=1 or more")
+        self.hs, self.engine, self.n = hs, engine, int(substeps)
+        self.dt = float(engine.dt)
+        self.Dt = self.dt * self.n
+        d = hs.dim
+        rho = mass / hs.omega
+        alpha_e = _weights_at(hs, hs.mesh.centroids)
+        self.Mc = hs.mesh.lumped_mass(rho * np.maximum(1 - alpha_e, mass_floor))
+        self.ma = np.asarray(engine.m, float)
+        self.fixed = np.zeros(len(hs.mesh.nodes), bool)
+        self.fixed[np.asarray(fixed_nodes, np.int64)] = True
+        G = hs.constraint_matrix()
+        nA = len(hs.lattice.positions)
+        self.G = G
+        Minv = np.concatenate([1 / self.ma, np.where(self.fixed, 0.0, 1 / self.Mc)])
+        self.Minv = Minv
+        A = (G @ sp.diags(Minv) @ G.T).tocsc()
+        self._A = spla.splu(A)
+        self.nA = nA
+        self.u = np.zeros((len(hs.mesh.nodes), d))
+        self.vc = np.zeros_like(self.u)
+        self.time = 0.0
+        self._start_energy: float | None = None
+        _, self.gc = hs.continuum_energy_gradient(self.u)
+        X = hs.lattice.positions
+        self._E0 = hs.atom_energy_forces(X)[0] + hs.continuum_energy_gradient(np.zeros_like(self.u))[0]
+
+    # q = [x - X; u] per component
+    def _project(self, qa: np.ndarray, qc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        q = np.concatenate([qa, qc])
+        lam = self._A.solve(np.asarray(self.G @ q))
+        dq = self.Minv[:, None] * (self.G.T @ lam)
+        return qa - dq[: self.nA], qc - dq[self.nA:]
+
+    def set_initial(self, x: np.ndarray, v: np.ndarray, u: np.ndarray | None = None,
+                    vc: np.ndarray | None = None) -> None:
+        """Initial atom positions/velocities (and continuum fields); projected onto the constraints."""
+        X = self.hs.lattice.positions
+        u = np.zeros_like(self.u) if u is None else np.asarray(u, float)
+        vc = np.zeros_like(self.u) if vc is None else np.asarray(vc, float)
+        for arr, name in ((x, "x"), (v, "v"), (u, "u"), (vc, "vc")):
+            if not np.all(np.isfinite(arr)):
+                raise SetupError(f"initial {name} contains NaN or inf", fix="pass finite arrays (nm, nm/ps)")
+        da, self.u = self._project(np.asarray(x, float) - X, u)
+        va, self.vc = self._project(np.asarray(v, float), vc)
+        self.u[self.fixed] = 0.0
+        self.vc[self.fixed] = 0.0
+        self.engine.set_positions(X + da)
+        self.engine.set_velocities(va)
+        _, self.gc = self.hs.continuum_energy_gradient(self.u)
+
+    def step(self) -> None:
+        """One continuum step (``substeps`` atom steps) and the synchronisation."""
+        hs, dt, Dt = self.hs, self.dt, self.Dt
+        X = hs.lattice.positions
+        vref = np.zeros((self.nA, hs.dim))
+        x_, v_, _, _ = self.engine.state()
+        vref[:] = v_
+        vref[hs.tied_index] = hs.N @ self.vc
+        self.engine.set_reference_velocities(vref)
+        self.engine.substep(self.n)
+        Mc = np.where(self.fixed, np.inf, self.Mc)[:, None]
+        self.vc -= 0.5 * Dt * self.gc / Mc
+        self.u += Dt * self.vc
+        _, gc_old = hs.continuum_energy_gradient(self.u)
+        self.vc -= 0.5 * Dt * gc_old / Mc
+        x, v, fa_old, _ = self.engine.state()
+        da, u = self._project(x - X, self.u)
+        self.engine.set_positions(X + da)
+        _, _, fa_new, _ = self.engine.state()
+        _, gc_new = hs.continuum_energy_gradient(u)
+        v = v + 0.5 * dt * (fa_new - fa_old) / self.ma[:, None]
+        vc = self.vc - 0.5 * Dt * (gc_new - gc_old) / Mc
+        va, vc = self._project(v, vc)
+        self.engine.set_velocities(va)
+        self.u, self.vc, self.gc = u, vc, gc_new
+        self.time += Dt
+
+    def energy_parts(self) -> dict[str, float]:
+        """Energies (kJ/mol, relative to the reference crystal) by region and in total.
+
+        ``atomistic``: atoms outside the mesh; ``handshake``: tied atoms, the atoms' share of the
+        bonds on the FE field, cells holding tied atoms and nodes carrying them; ``continuum``: the
+        rest.  Bond energies are split half to each atom.
+        """
+        hs = self.hs
+        X = hs.lattice.positions
+        x, v, _, _ = self.engine.state()
+        b = hs.lattice.bonds
+        r = np.linalg.norm(x[b[:, 1]] - x[b[:, 0]], axis=1)
+        r0 = np.linalg.norm(X[b[:, 1]] - X[b[:, 0]], axis=1)
+        eb = hs.alpha_bond * (hs.pot.phi(r) - hs.pot.phi(r0))
+        ea = 0.5 * self.ma * np.sum(v * v, 1)
+        np.add.at(ea, b[:, 0], 0.5 * eb)
+        np.add.at(ea, b[:, 1], 0.5 * eb)
+        m = hs.mesh
+        ue = self.u[m.cells]
+        F = np.eye(hs.dim)[None] + np.einsum("eki,ekj->eij", ue, m.grads)
+        y = np.einsum("eij,fj->efi", F, hs.R)
+        kap = hs.kappa + hs.kappa_correction
+        ee = np.sum(kap * (hs.pot.phi(np.linalg.norm(y, axis=2)) - hs.pot.phi(np.linalg.norm(hs.R, axis=1))), 1)
+        uT = hs.N @ self.u
+        bS = b[hs.S]
+        Rb = X[bS[:, 1]] - X[bS[:, 0]]
+        rb = np.linalg.norm(Rb + uT[hs._S_j] - uT[hs._S_i], axis=1)
+        eS = -hs.alpha_bond[hs.S] * (hs.pot.phi(rb) - hs.pot.phi(np.linalg.norm(Rb, axis=1)))
+        en = 0.5 * np.where(self.fixed, 0.0, self.Mc) * np.sum(self.vc ** 2, 1)
+        cell_tied, _ = m.locate(X[hs.tied_index])
+        hs_cells = np.zeros(len(m.cells), bool)
+        hs_cells[cell_tied] = True
+        hs_nodes = np.zeros(len(m.nodes), bool)
+        hs_nodes[hs.overlap_nodes] = True
+        atomistic = float(np.sum(ea[~hs.tied]))
+        handshake = float(np.sum(ea[hs.tied]) + np.sum(eS) + np.sum(ee[hs_cells]) + np.sum(en[hs_nodes]))
+        continuum = float(np.sum(ee[~hs_cells]) + np.sum(en[~hs_nodes]))
+        return {"atomistic": atomistic, "handshake": handshake, "continuum": continuum,
+                "total": atomistic + handshake + continuum}
+
+    def run(self, steps: int, every: int = 1, record: DynamicsRecord | None = None,
+            progress: bool = False) -> DynamicsRecord:
+        """``steps`` continuum steps, recording the energies every ``every`` steps."""
+        from .log import progress as bar
+
+        rec = record or DynamicsRecord()
+        if self._start_energy is None:
+            self._start_energy = self.energy_parts()["total"]
+        for k in bar(range(int(steps)), desc="handshake dynamics", enable=progress):
+            if k % every == 0:
+                self._record(rec)
+            self.step()
+            if not np.all(np.isfinite(self.u)):
+                raise CalculationError(f"the continuum field became non-finite at t = {self.time:.4g} ps",
+                                       reason="explicit step unstable: reduce the time step or substeps")
+        self._record(rec)
+        return rec
+
+    def _record(self, rec: DynamicsRecord) -> None:
+        e = self.energy_parts()
+        rec.time.append(self.time)
+        rec.total.append(e["total"])
+        rec.atomistic.append(e["atomistic"])
+        rec.handshake.append(e["handshake"])
+        rec.continuum.append(e["continuum"])
+        rec.damped.append(self._start_energy - e["total"])
+
+
+def _weights_at(hs: Handshake, points: np.ndarray) -> np.ndarray:
+    """The blending weight at continuum points (cell centroids)."""
+    return hs._weight_fn(points)
+
+
+def right_moving_velocities(u: np.ndarray, a: float, mass: float, pot: PairPotential, shells: int) -> np.ndarray:
+    """Velocities (n,) nm/ps that make the chain displacement ``u`` (n,) nm a right-moving wave.
+
+    Linear lattice dispersion of a chain with ``shells`` neighbour springs ``phi''(s a)``:
+    ``omega(k)^2 = (2/m) sum_s phi''(s a) (1 - cos(k s a))``, and ``v_k = -i omega(k) sign(k) u_k``.
+    ``u`` must vanish (to round-off) at both ends of the chain.
+    """
+    n = len(u)
+    k = 2 * np.pi * np.fft.fftfreq(n, d=a)
+    w2 = sum(pot.d2phi(s * a) * (1 - np.cos(k * s * a)) for s in range(1, shells + 1)) * 2 / mass
+    w = np.sqrt(np.maximum(w2, 0.0))
+    return np.real(np.fft.ifft(-1j * w * np.sign(k) * np.fft.fft(u)))
