@@ -52,7 +52,7 @@ from typing import Any, Callable
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
-from scipy.optimize import minimize, minimize_scalar
+from scipy.optimize import brentq, minimize
 from scipy.spatial import cKDTree
 
 from .errors import CalculationError, SetupError
@@ -100,9 +100,14 @@ def lattice_families(kind: str, shells: int) -> np.ndarray:
 def equilibrium_spacing(pot: PairPotential, families: np.ndarray, guess: float) -> float:
     """Nearest-neighbour spacing (nm) at zero stress of the bonded lattice ``families`` (units of a)."""
     rho = np.linalg.norm(families, axis=1)
-    res = minimize_scalar(lambda a: float(np.sum(pot.phi(a * rho))), bounds=(0.8 * guess, 1.2 * guess),
-                          method="bounded", options={"xatol": 1e-15 * guess})
-    return float(res.x)
+
+    def stress(a):
+        return float(np.sum(rho * pot.dphi(a * rho)))
+
+    try:
+        return float(brentq(stress, 0.8 * guess, 1.2 * guess, xtol=1e-15 * guess, rtol=4 * np.finfo(float).eps))
+    except ValueError as exc:
+        raise SetupError(f"no zero-stress spacing within 20 % of {guess} nm", fix="pass a closer guess") from exc
 
 
 def lattice_sites(kind: str, a: float, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
@@ -551,7 +556,7 @@ class Handshake:
         return _Reduced(self, np.asarray(fixed_atoms, np.int64), np.asarray(fixed_nodes, np.int64))
 
     def minimize(self, x0: np.ndarray, u0: np.ndarray, *, fixed_atoms: np.ndarray = (),
-                 fixed_nodes: np.ndarray = (), atoms: Callable | None = None, gtol: float = 1e-9,
+                 fixed_nodes: np.ndarray = (), atoms: Callable | None = None, gtol: float = 1e-6,
                  max_iterations: int = 20000) -> dict[str, Any]:
         """Minimise the coupled energy over the free coordinates (L-BFGS), constraints held exactly.
 
@@ -572,18 +577,20 @@ class Handshake:
         scale = float(np.max(np.abs(self.pot.dphi(self.lattice.a * np.linalg.norm(self.lattice.families, axis=1)))))
         count = [0]
 
+        E_start = self.energy_gradient(x0, u0, atoms)[0]
+
         def fun(y):
             da, uc = red.expand(y, base_a, base_c)
             E, ga, gc = self.energy_gradient(X + da, uc, atoms)
             count[0] += 1
-            return E, red.adjoint(ga, gc) / scale
+            return (E - E_start) / scale, red.adjoint(ga, gc) / scale
 
-        res = minimize(lambda y: (lambda e, g: (e / scale, g))(*fun(y)), y0, jac=True, method="L-BFGS-B",
+        res = minimize(fun, y0, jac=True, method="L-BFGS-B",
                        options={"maxiter": int(max_iterations), "gtol": gtol, "ftol": 0.0, "maxcor": 30})
         da, uc = red.expand(res.x, base_a, base_c)
         E, ga, gc = self.energy_gradient(X + da, uc, atoms)
         gmax = float(np.max(np.abs(red.adjoint(ga, gc)))) if res.x.size else 0.0
-        if not np.isfinite(E) or gmax > 1e3 * gtol * scale:
+        if not np.isfinite(E) or gmax > 10 * gtol * scale:
             raise CalculationError(f"coupled minimisation did not converge (max reduced gradient {gmax:.3g} "
                                    f"kJ/mol/nm after {res.nit} iterations)", reason=str(res.message),
                                    state={"x": X + da, "u": uc})

@@ -185,8 +185,10 @@ def handshake_wave(quick: bool, outdir: Path | None) -> Outcome:
 def wave_figure(runs: dict, outdir: Path) -> list[str]:
     """Energy in each region over time, without and with damping, for both pulses."""
     plt = pyplot()
-    fig, axes = plt.subplots(2, 2, figsize=(9, 6), sharex="col", sharey=True)
-    for col, pulse in enumerate(("smooth", "ripple")):
+    pulses = [p for p in ("smooth", "ripple") if (p, 0.0) in runs]
+    fig, axes = plt.subplots(2, len(pulses), figsize=(4.5 * len(pulses), 6), sharex="col", sharey=True,
+                             squeeze=False)
+    for col, pulse in enumerate(pulses):
         for row, d in enumerate((0.0, DAMPING)):
             r = runs[(pulse, d)]
             rec, E0 = r["record"], r["E0"]

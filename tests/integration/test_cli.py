@@ -9,9 +9,11 @@ import pytest
 MSBRIDGE = [sys.executable, "-m", "bridge.cli"]
 # Foundation cases, each with a figure in the report, and the homogenization cases.
 WITH_FIGURES = {"fcc_lj_elastic_constants", "laminate_homogenization", "qss_reaction_diffusion",
-                "split_heat_conduction", "fiber_composite_bounds", "atomistic_rve_cauchy_born"}
+                "split_heat_conduction", "fiber_composite_bounds", "atomistic_rve_cauchy_born",
+                "handshake_wave"}
 EXPECTED = WITH_FIGURES | {"laminate_homogenization_3d", "fiber_composite_bounds",
-            "hill_mandel_residual", "fe2_linear_single_scale", "atomistic_rve_cauchy_born"}
+            "hill_mandel_residual", "fe2_linear_single_scale", "atomistic_rve_cauchy_born",
+            "handshake_patch_test", "handshake_gradient"}
 
 
 def run(args, cwd, timeout=900):
