@@ -593,7 +593,8 @@ class Handshake:
         if not np.isfinite(E) or gmax > 10 * gtol * scale:
             raise CalculationError(f"coupled minimisation did not converge (max reduced gradient {gmax:.3g} "
                                    f"kJ/mol/nm after {res.nit} iterations)", reason=str(res.message),
-                                   state={"x": X + da, "u": uc})
+                                   state={"x": X + da, "u": uc},
+                                   fix="raise max_iterations or gtol, or start closer (e.g. from an affine guess)")
         return {"x": X + da, "u": uc, "energy": E, "iterations": int(res.nit), "gradient": gmax,
                 "evaluations": count[0]}
 
@@ -891,7 +892,8 @@ class HandshakeDynamics:
             self.step()
             if not np.all(np.isfinite(self.u)):
                 raise CalculationError(f"the continuum field became non-finite at t = {self.time:.4g} ps",
-                                       reason="explicit step unstable: reduce the time step or substeps")
+                                       reason="explicit continuum step unstable",
+                                       fix="reduce the atom time step or the number of substeps per continuum step")
         self._record(rec)
         return rec
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 
 from bridge_adapters.dolfinx import require
 
