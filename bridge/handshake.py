@@ -337,6 +337,8 @@ class Handshake:
         # reference volume per atom: |det(basis)| -> from the bond families of the ideal lattice
         self.omega = _volume_per_atom(lattice.families, lattice.a)
         cell, _ = mesh.locate(X)
+        #: (n,) the cell holding each atom, -1 outside the mesh
+        self.atom_cell = cell
         self.tied = cell >= 0
         self.tied_index = np.flatnonzero(self.tied)
         self.free_index = np.flatnonzero(~self.tied)
@@ -354,6 +356,8 @@ class Handshake:
         loc[self.tied_index] = np.arange(len(self.tied_index))
         self._S_i, self._S_j = loc[b[self.S, 0]], loc[b[self.S, 1]]
         self.kappa = np.repeat((mesh.volume / self.omega)[:, None], self.families, 1)
+        #: (ne, nf, d+1) R_f . grad N_k: the stretch of family f per unit nodal displacement
+        self._RG = np.einsum("fj,ekj->efk", self.R, mesh.grads)
         nodes_with_atoms = np.unique(self.N.indices)
         self.overlap_nodes = nodes_with_atoms
         if constraint == "l2":
@@ -374,7 +378,6 @@ class Handshake:
         self.correction_residual = 0.0
         if correct_ghost_forces:
             self._correct()
-        self._reference_energy = None
 
     # -- energies ------------------------------------------------------------------------
     def atom_energy_forces(self, x: np.ndarray) -> tuple[float, np.ndarray]:
@@ -385,15 +388,11 @@ class Handshake:
         """Continuum energy (kJ/mol) and its gradient ``(nn, d)`` kJ/(mol nm) for displacements ``u``."""
         m = self.mesh
         u = np.asarray(u, float).reshape(len(m.nodes), self.dim)
-        ue = u[m.cells]                                            # (ne, d+1, d)
-        F = np.eye(self.dim)[None] + np.einsum("eki,ekj->eij", ue, m.grads)
-        y = np.einsum("eij,fj->efi", F, self.R)                   # (ne, nf, d)
-        r = np.linalg.norm(y, axis=2)
+        y, r = self._element_bonds(u)
         kap = self.kappa + self.kappa_correction
         E = float(np.sum(kap * self.pot.phi(r)))
         t = (kap * self.pot.dphi(r) / r)[..., None] * y            # (ne, nf, d)
-        RG = np.einsum("fj,ekj->efk", self.R, m.grads)             # (ne, nf, d+1)
-        ge = np.einsum("efi,efk->eki", t, RG)
+        ge = np.einsum("efi,efk->eki", t, self._RG)
         g = np.zeros_like(u)
         np.add.at(g, m.cells.ravel(), ge.reshape(-1, self.dim))
         # minus the atoms' share of the bonds in S, evaluated on the FE field
@@ -410,6 +409,12 @@ class Handshake:
         np.add.at(gT, self._S_i, tb)
         g += self.N.T @ gT
         return E, g
+
+    def _element_bonds(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Deformed family vectors ``F_e R_f`` (ne, nf, d) nm and their lengths (ne, nf)."""
+        F = np.eye(self.dim)[None] + np.einsum("eki,ekj->eij", u[self.mesh.cells], self.mesh.grads)
+        y = np.einsum("eij,fj->efi", F, self.R)
+        return y, np.linalg.norm(y, axis=2)
 
     def energy_gradient(self, x: np.ndarray, u: np.ndarray,
                         atoms: Callable[[np.ndarray], tuple[float, np.ndarray]] | None = None
@@ -476,10 +481,9 @@ class Handshake:
         """c (nf, nn): nodal residual per unit bond force of each family, after atomwise reduction."""
         m, b, X = self.mesh, self.lattice.bonds, self.lattice.positions
         nf, nn = self.families, len(m.nodes)
-        RG = np.einsum("fj,ekj->efk", self.R, m.grads)          # (ne, nf, d+1)
         c = np.zeros((nf, nn))
         for f in range(nf):
-            np.add.at(c[f], m.cells.ravel(), (self.kappa[:, f, None] * RG[:, f]).ravel())
+            np.add.at(c[f], m.cells.ravel(), (self.kappa[:, f, None] * self._RG[:, f]).ravel())
         # bond forces t_b = unit R-hat per family: coefficient per atom (+alpha at j, -alpha at i)
         a_atom = np.zeros((nf, len(X)))
         for f in range(nf):
@@ -504,12 +508,11 @@ class Handshake:
     def _correct(self) -> None:
         c = self._coarse_coefficients()
         m = self.mesh
-        scale = float(np.max(np.abs(self.kappa[:, 0, None] * np.einsum("fj,ekj->efk", self.R, m.grads)[:, 0])))
-        cell_tied, _ = m.locate(self.lattice.positions[self.tied_index])
-        elems = np.unique(cell_tied)
+        RG = self._RG
+        scale = float(np.max(np.abs(self.kappa[:, 0, None] * RG[:, 0])))
+        elems = np.unique(self.atom_cell[self.tied_index])
         adj = sp.csr_matrix((np.ones(m.cells.size), (np.repeat(np.arange(len(m.cells)), m.dim + 1),
                                                      m.cells.ravel())), shape=(len(m.cells), len(m.nodes)))
-        RG = np.einsum("fj,ekj->efk", self.R, m.grads)
         # nodes far from every atom carry real boundary tractions, not ghost forces
         reach = self.lattice.a * np.linalg.norm(self.lattice.families, axis=1).max() + m.h
         near = np.isfinite(cKDTree(self.lattice.positions).query(m.nodes, distance_upper_bound=reach)[0])
@@ -781,6 +784,7 @@ class HandshakeDynamics:
         self.nA = nA
         self.u = np.zeros((len(hs.mesh.nodes), d))
         self.vc = np.zeros_like(self.u)
+        self._va = self.engine.state()[1]
         self.time = 0.0
         self._start_energy: float | None = None
         _, self.gc = hs.continuum_energy_gradient(self.u)
@@ -809,15 +813,14 @@ class HandshakeDynamics:
         self.vc[self.fixed] = 0.0
         self.engine.set_positions(X + da)
         self.engine.set_velocities(va)
+        self._va = va
         _, self.gc = self.hs.continuum_energy_gradient(self.u)
 
     def step(self) -> None:
         """One continuum step (``substeps`` atom steps) and the synchronisation."""
         hs, dt, Dt = self.hs, self.dt, self.Dt
         X = hs.lattice.positions
-        vref = np.zeros((self.nA, hs.dim))
-        x_, v_, _, _ = self.engine.state()
-        vref[:] = v_
+        vref = self._va.copy()              # the atoms' velocities, as set at the last sync
         vref[hs.tied_index] = hs.N @ self.vc
         self.engine.set_reference_velocities(vref)
         self.engine.substep(self.n)
@@ -835,6 +838,7 @@ class HandshakeDynamics:
         vc = self.vc - 0.5 * Dt * (gc_new - gc_old) / Mc
         va, vc = self._project(v, vc)
         self.engine.set_velocities(va)
+        self._va = va
         self.u, self.vc, self.gc = u, vc, gc_new
         self.time += Dt
 
@@ -856,20 +860,17 @@ class HandshakeDynamics:
         np.add.at(ea, b[:, 0], 0.5 * eb)
         np.add.at(ea, b[:, 1], 0.5 * eb)
         m = hs.mesh
-        ue = self.u[m.cells]
-        F = np.eye(hs.dim)[None] + np.einsum("eki,ekj->eij", ue, m.grads)
-        y = np.einsum("eij,fj->efi", F, hs.R)
+        _, r_e = hs._element_bonds(self.u)
         kap = hs.kappa + hs.kappa_correction
-        ee = np.sum(kap * (hs.pot.phi(np.linalg.norm(y, axis=2)) - hs.pot.phi(np.linalg.norm(hs.R, axis=1))), 1)
+        ee = np.sum(kap * (hs.pot.phi(r_e) - hs.pot.phi(np.linalg.norm(hs.R, axis=1))), 1)
         uT = hs.N @ self.u
         bS = b[hs.S]
         Rb = X[bS[:, 1]] - X[bS[:, 0]]
         rb = np.linalg.norm(Rb + uT[hs._S_j] - uT[hs._S_i], axis=1)
         eS = -hs.alpha_bond[hs.S] * (hs.pot.phi(rb) - hs.pot.phi(np.linalg.norm(Rb, axis=1)))
         en = 0.5 * np.where(self.fixed, 0.0, self.Mc) * np.sum(self.vc ** 2, 1)
-        cell_tied, _ = m.locate(X[hs.tied_index])
         hs_cells = np.zeros(len(m.cells), bool)
-        hs_cells[cell_tied] = True
+        hs_cells[hs.atom_cell[hs.tied_index]] = True
         hs_nodes = np.zeros(len(m.nodes), bool)
         hs_nodes[hs.overlap_nodes] = True
         atomistic = float(np.sum(ea[~hs.tied]))
