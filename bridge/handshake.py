@@ -1,21 +1,34 @@
 """Atomistic–continuum handshake: a bonded crystal region blended into a P1 Cauchy–Born continuum.
 
-The coupled energy (bridging-domain / Arlequin family, blended at the level of bonds)
+The coupled energy (bridging-domain / Arlequin family, blended bond by bond)
 
-    Pi(x, u) = sum_b alpha_b phi(|x_j - x_i|)                                  atoms
-             + sum_e sum_R kappa_eR phi(|F_e R|)                                continuum (Cauchy–Born)
-             - sum_{b in S} alpha_b phi(|R_b + u^h(X_j) - u^h(X_i)|)          the atoms' share, on u^h
+    Pi(x, u) = sum_b alpha_b phi(|x_j - x_i|)                 atoms
+             + sum_e sum_f kappa_ef phi(|F_e R_f|)             continuum (Cauchy–Born)
+
+    kappa_ef = sum_{b in family f} (1 - alpha_b) |b & e| / |b|
 
 - ``x`` (n, d) nm: atom positions; bond ``b = (i, j)`` has reference vector ``R_b = X_j - X_i``
-  of lattice family ``R`` and weight ``alpha_b = alpha((X_i + X_j) / 2)`` in [0, 1].
-- ``u`` (nodes, d) nm: P1 displacement of the continuum mesh, ``F_e = I + grad u`` on cell ``e``,
-  ``u^h(X) = sum_K N_K(X) u_K``.  ``kappa_eR = |e| / Omega`` (Omega: area or length per atom)
-  makes ``sum_R kappa_eR phi(|F R|)`` the element's Cauchy–Born energy of the same potential.
-- ``S``: the bonds whose two atoms lie inside the mesh ("tied" atoms).  For any field that is
-  affine over a bond, the last two lines give that bond's continuum weight ``1 - alpha_b``: the
-  weights sum to one bond by bond.
+  of lattice family ``R_f`` and weight ``alpha_b = alpha((X_i + X_j) / 2)`` in [0, 1] (0 for
+  bonds of the infinite lattice that are not between two atoms).
+- ``u`` (nodes, d) nm: P1 displacement of the continuum mesh, ``F_e = I + grad u`` on cell ``e``.
+- ``kappa_ef``: the continuum's share of the lattice bonds, each bond counted by the fraction of
+  its length that lies in the cell (the bond density).  Where no atom is, this is the number of
+  bonds of family f per cell, and ``sum_f kappa_ef phi(|F R_f|)`` the cell's Cauchy–Born energy
+  (exactly ``|e| / Omega`` bonds per family in 1-D and for cells whose vertices are lattice
+  sites, Shapeev's bond-density lemma; within one lattice line per cell otherwise).  Every bond
+  is shared between the two descriptions with weights ``alpha_b`` and ``1 - alpha_b`` that sum
+  to one.
 
-Constraints (Lagrange multipliers) tie the tied atoms to the continuum:
+Why this passes the patch test.  For P1 fields the continuum part of a bond is ``phi(|F_e R|)``
+integrated along the bond, whose derivative is the bond force times the difference of the nodal
+shape functions at its two ends.  Under a homogeneous ``F`` every bond of a family carries the
+same force, so the forces on any degree of freedom telescope over the lattice lines and cancel
+-- for any mesh and any weights -- provided every atom with a bond of continuum weight > 0 is
+tied to the mesh and those bonds lie wholly in the mesh (both checked here).  No correction
+weights are needed.  ``continuum="blended"`` gives the textbook energy blending ``(1 -
+alpha(x_e)) |e| W_CB(F_e)`` for comparison; it has ghost forces.
+
+Constraints (Lagrange multipliers) tie the tied atoms (those inside the mesh) to the continuum:
 
 - ``"atomwise"``: ``x_I - X_I = u^h(X_I)`` for every tied atom -- exact at the atoms (at the nodes
   of a mesh that matches the lattice).  Every fine-scale motion in the overlap is locked, so waves
@@ -26,18 +39,12 @@ Constraints (Lagrange multipliers) tie the tied atoms to the continuum:
   see :class:`HandshakeDynamics`), at the price of a small fine-scale ghost force where the bond
   weights vary (reported by :meth:`Handshake.ghost_forces`).
 
-Ghost-force correction.  Where the mesh ends inside the crystal (the inner edge of the overlap)
-the Cauchy–Born surface traction of the mesh and the bonds from the free atoms do not cancel
-exactly.  The mismatch is, for every homogeneous deformation, ``sum_R t_R(F) c_KR`` with a
-bond force ``t_R(F) = phi'(|F R|) F R / |F R|`` and *geometric* coefficients ``c_KR``; so the
-per-element, per-family weights ``kappa_eR`` of the elements holding tied atoms get a correction
-that zeroes ``c_KR`` exactly (a small least-squares problem per family, solved once).  With it the
-coupled model passes the patch test for every ``F``, not only the reference.
-
 Requirements (checked, :class:`~bridge.errors.SetupError` otherwise): every bond with weight
-below one has both atoms inside the mesh, so the mesh must reach at least one cutoff into the
-region where ``alpha = 1`` (the buffer); every tied atom lies in a cell; in ``"l2"`` mode every
-node of a cell holding tied atoms has enough atoms in its support for the projection.
+below one has both atoms inside the mesh and lies wholly in it, so the mesh must reach at least
+one cutoff into the region where ``alpha = 1`` (the buffer) and its hole must stay inside that
+region; lattice sites without atoms (a void, the crystal's surface) stay one cutoff away from
+the mesh; in ``"l2"`` mode every node of a cell holding tied atoms has enough atoms in its
+support for the projection.
 
 Units: nm, kJ/mol, amu, ps.  Bonds are fixed at the reference lattice (no bond breaking), as in
 the quasicontinuum benchmarks; the continuum uses exactly the same bond families, so atoms and
@@ -61,7 +68,8 @@ from .lattice import PairPotential
 _log = logging.getLogger(__name__)
 
 __all__ = [
-    "lattice_families", "equilibrium_spacing", "lattice_sites", "BondedLattice", "P1Mesh",
+    "lattice_families", "equilibrium_spacing", "lattice_sites", "hexagon_sites", "lattice_mesh",
+    "BondedLattice", "P1Mesh", "relax_lattice",
     "Handshake", "NumpyLatticeEngine", "HandshakeDynamics", "right_moving_velocities",
 ]
 
@@ -130,6 +138,57 @@ def lattice_sites(kind: str, a: float, lower: np.ndarray, upper: np.ndarray) -> 
     inside = np.all((X >= lower - tol) & (X <= upper + tol), axis=1)
     X = X[inside]
     return X[np.lexsort(X.T[::-1])]
+
+
+def hexagon_sites(a: float, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sites of a triangular lattice filling the hexagon of side ``n`` spacings centred on a site.
+
+    Returns ``X`` (m, 2) nm and the integer lattice coordinates ``ij`` (m, 2) with
+    ``X = i a1 + j a2``, ``a1 = a (1, 0)``, ``a2 = a (1/2, sqrt(3)/2)``; the edges run along
+    lattice rows, so every sub-lattice of step ``k`` dividing ``n`` has sites on the corners and edges.
+    """
+    if int(n) < 1 or not (np.isfinite(a) and a > 0):
+        raise SetupError(f"need a > 0 and n >= 1, got a = {a}, n = {n}", fix="pass the spacing (nm) and the side")
+    r = np.arange(-int(n), int(n) + 1)
+    ij = np.stack(np.meshgrid(r, r, indexing="ij"), -1).reshape(-1, 2)
+    ij = ij[np.abs(ij[:, 0] + ij[:, 1]) <= int(n)]
+    B = np.array([[1.0, 0.0], [0.5, np.sqrt(3.0) / 2]]) * a
+    return ij @ B, ij
+
+
+def lattice_mesh(X: np.ndarray, ij: np.ndarray, step: Callable[[np.ndarray], np.ndarray],
+                 hole: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A graded triangle mesh whose vertices are lattice sites (quasicontinuum representative atoms).
+
+    ``X`` (m, 2) nm and ``ij`` (m, 2) int: the sites (:func:`hexagon_sites`); ``step(X) -> (m,)``:
+    the wanted element size in spacings, rounded down to a power of two ``k``; a site is a vertex
+    when both lattice coordinates are multiples of its ``k`` (nested sub-lattices, so the grading
+    needs no transition elements).  ``hole(points) -> bool``: cells whose centroid is in the hole
+    are dropped (the atomistic core).  Returns ``nodes`` (nn, 2) nm and ``cells`` (ne, 3): the
+    Delaunay triangulation of the vertices, degenerate cells removed.
+    """
+    from scipy.spatial import Delaunay
+
+    X, ij = np.asarray(X, float), np.asarray(ij, np.int64)
+    k = np.asarray(step(X), float)
+    if not np.all(np.isfinite(k)) or k.min() < 1:
+        raise SetupError("step must return finite element sizes >= 1 spacing", fix="return values >= 1")
+    k = 2 ** np.floor(np.log2(k)).astype(np.int64)
+    vert = np.all(ij % k[:, None] == 0, axis=1)
+    P = X[vert]
+    tri = Delaunay(P).simplices
+    v = P[tri]
+    area = 0.5 * np.abs((v[:, 1, 0] - v[:, 0, 0]) * (v[:, 2, 1] - v[:, 0, 1])
+                        - (v[:, 1, 1] - v[:, 0, 1]) * (v[:, 2, 0] - v[:, 0, 0]))
+    a2 = np.min(np.linalg.norm(X[1:] - X[0], axis=1)) ** 2
+    keep = area > 1e-6 * a2
+    if hole is not None:
+        keep &= ~np.asarray(hole(v.mean(1)), bool)
+    tri = tri[keep]
+    used = np.unique(tri)
+    new = -np.ones(len(P), np.int64)
+    new[used] = np.arange(used.size)
+    return P[used], new[tri]
 
 
 @dataclass
@@ -281,6 +340,107 @@ class P1Mesh:
         return m
 
 
+# -- bond density: how much of each lattice bond lies in each cell --------------------------
+def _lattice_basis(families: np.ndarray, a: float) -> np.ndarray:
+    """(d, d) rows: a primitive basis of the lattice spanned by the bond families (nm)."""
+    d = families.shape[1]
+    R = families[np.argsort(np.linalg.norm(families, axis=1), kind="stable")] * a
+    if d == 1:
+        return R[:1]
+    for k in range(1, len(R)):
+        if abs(np.linalg.det(np.stack([R[0], R[k]]))) > 1e-9 * a * a:
+            return np.stack([R[0], R[k]])
+    raise SetupError("bond families do not span the plane", fix="use shells >= 1 of a 2-D lattice")
+
+
+def _primitive_length(R: np.ndarray, basis: np.ndarray) -> float:
+    """Length (nm) of the shortest lattice vector parallel to ``R`` (``R`` itself unless R = k R')."""
+    coef = np.linalg.solve(basis.T, R)
+    k = int(np.gcd.reduce(np.abs(np.rint(coef)).astype(np.int64)))
+    return float(np.linalg.norm(R)) / max(k, 1)
+
+
+def _family_chords(mesh: "P1Mesh", R: np.ndarray, prim: float, omega: float, origin: np.ndarray,
+                   tol: float) -> np.ndarray:
+    """(ne,) number of bonds of family ``R`` per cell, counted by length, for the infinite lattice.
+
+    The bonds of one family tile the lattice lines parallel to ``R`` (spacing ``omega / prim``
+    apart, each point covered ``|R| / prim`` times), so the count is the summed chord length of
+    the cell along those lines over ``prim``.  A line lying on an edge counts half in each of the
+    two cells, the same rule as :func:`_segment_cells`.
+    In 1-D, and for triangles whose vertices are lattice sites (Shapeev's bond-density lemma),
+    this is exactly ``|e| / omega``: the Cauchy–Born weight.
+    """
+    if mesh.dim == 1:
+        return mesh.volume / prim
+    rh = R / np.linalg.norm(R)
+    nh = np.array([-rh[1], rh[0]])
+    s = np.sort(mesh.nodes[mesh.cells] @ nh, axis=1)
+    s1, s2, s3 = s[:, 0], s[:, 1], s[:, 2]
+    gap, s0 = omega / prim, float(origin @ nh)
+    lo = np.ceil((s1 - s0 - tol) / gap).astype(np.int64)
+    hi = np.floor((s3 - s0 + tol) / gap).astype(np.int64)
+    count = np.maximum(hi - lo + 1, 0)
+    e = np.repeat(np.arange(len(s)), count)
+    m = lo[e] + np.arange(e.size) - np.repeat(np.cumsum(count) - count, count)
+    sv = s0 + m * gap
+    top = 2 * mesh.volume[e] / (s3[e] - s1[e])
+    rise = np.clip((sv - s1[e]) / np.maximum(s2[e] - s1[e], tol), 0.0, 1.0)
+    fall = np.clip((s3[e] - sv) / np.maximum(s3[e] - s2[e], tol), 0.0, 1.0)
+    chord = top * np.where(sv >= s2[e], fall, rise)
+    # a line through the lowest or highest vertex: a vertex (chord 0) or an edge (shared, half)
+    at_edge = np.abs(sv - s1[e]) <= tol
+    chord = np.where(at_edge, np.where(s2[e] - s1[e] <= tol, 0.5 * top, 0.0), chord)
+    at_edge = np.abs(sv - s3[e]) <= tol
+    chord = np.where(at_edge, np.where(s3[e] - s2[e] <= tol, 0.5 * top, 0.0), chord)
+    return np.bincount(e, chord, minlength=len(s)) / prim
+
+
+def _segment_cells(mesh: "P1Mesh", P: np.ndarray, Q: np.ndarray,
+                   tol: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fractions of the segments ``P -> Q`` (m, d) inside each cell.
+
+    Returns ``(segment, cell, fraction)`` for every pair with a positive fraction; a segment
+    lying on an edge counts half in each of the two cells.
+    """
+    L = np.linalg.norm(Q - P, axis=1)
+    rho = np.linalg.norm(mesh.nodes[mesh.cells] - mesh.centroids[:, None], axis=2).max(1)
+    tree = cKDTree(0.5 * (P + Q))
+    near = tree.query_ball_point(mesh.centroids, rho + 0.5 * L.max() + tol)
+    cnt = np.fromiter((len(n) for n in near), np.int64, len(near))
+    cell = np.repeat(np.arange(len(near)), cnt)
+    seg = np.fromiter((i for n in near for i in n), np.int64, int(cnt.sum()))
+    if seg.size == 0:
+        return seg, cell, np.zeros(0)
+    p, q = P[seg], Q[seg]
+    V = mesh.nodes[mesh.cells[cell]]
+    if mesh.dim == 1:
+        a0, a1 = np.minimum(p, q)[:, 0], np.maximum(p, q)[:, 0]
+        b0, b1 = V.min(1)[:, 0], V.max(1)[:, 0]
+        frac = np.clip(np.minimum(a1, b1) - np.maximum(a0, b0), 0.0, None) / L[seg]
+    else:
+        lo, hi, share = np.zeros(seg.size), np.ones(seg.size), np.ones(seg.size)
+        area = ((V[:, 1, 0] - V[:, 0, 0]) * (V[:, 2, 1] - V[:, 0, 1])
+                - (V[:, 1, 1] - V[:, 0, 1]) * (V[:, 2, 0] - V[:, 0, 0]))
+        sign = np.sign(area)
+        for k0, k1 in ((0, 1), (1, 2), (2, 0)):
+            edge = V[:, k1] - V[:, k0]
+            m = sign[:, None] * np.stack([-edge[:, 1], edge[:, 0]], 1)
+            m /= np.linalg.norm(m, axis=1)[:, None]                       # inward unit normal
+            g0 = np.einsum("ij,ij->i", p - V[:, k0], m)
+            gr = np.einsum("ij,ij->i", q - p, m)
+            par = np.abs(gr) <= tol
+            on = par & (np.abs(g0) <= tol)
+            share = np.where(on, 0.5, share)
+            hi = np.where(par & ~on & (g0 < 0), -1.0, hi)
+            tc = -g0 / np.where(par, 1.0, gr)
+            lo = np.where(~par & (gr > 0), np.maximum(lo, tc), lo)
+            hi = np.where(~par & (gr < 0), np.minimum(hi, tc), hi)
+        frac = share * np.clip(hi - lo, 0.0, None)
+    ok = frac > 0
+    return seg[ok], cell[ok], frac[ok]
+
+
 # -- the coupled model ---------------------------------------------------------------------
 def _weights(weight: Any, X: np.ndarray) -> np.ndarray:
     if hasattr(weight, "weights"):
@@ -311,13 +471,18 @@ class Handshake:
     weight : a zone of :mod:`bridge.zones` or a callable ``(n, d) -> (n,)``; 1 in the atomistic
         region, 0 in the continuum.
     constraint : ``"atomwise"`` or ``"l2"`` (module docstring for the trade-off).
-    correct_ghost_forces : apply the per-family weight correction (default True).
+    continuum : ``"bond_density"`` (default: each bond's continuum weight is ``1 - alpha_b``,
+        patch-test exact) or ``"blended"`` (the textbook energy blending ``(1 - alpha(x_e))
+        |e| W_CB`` with the weight at the cell centroid: ghost forces, kept for comparison).
     """
 
     def __init__(self, lattice: BondedLattice, potential: PairPotential, mesh: P1Mesh, weight: Any, *,
-                 constraint: str = "l2", correct_ghost_forces: bool = True):
+                 constraint: str = "l2", continuum: str = "bond_density"):
         if constraint not in CONSTRAINTS:
             raise SetupError(f"unknown constraint {constraint!r}", fix=f"use one of {CONSTRAINTS}")
+        if continuum not in ("bond_density", "blended"):
+            raise SetupError(f"unknown continuum weighting {continuum!r}",
+                             fix="use 'bond_density' (patch-test exact) or 'blended'")
         if lattice.dim != mesh.dim:
             raise SetupError(f"lattice is {lattice.dim}-D but the mesh is {mesh.dim}-D",
                              fix="pass a mesh of the same dimension as the lattice")
@@ -329,38 +494,42 @@ class Handshake:
         if np.any(self.alpha <= 0):
             raise SetupError(f"{int(np.sum(self.alpha <= 0))} atom(s) have weight 0",
                              fix="drop them: lattice.subset(weights > 0) -- atoms of weight 0 are continuum")
-        mid = 0.5 * (X[lattice.bonds[:, 0]] + X[lattice.bonds[:, 1]])
+        b = lattice.bonds
+        mid = 0.5 * (X[b[:, 0]] + X[b[:, 1]])
         self.alpha_bond = _weights(weight, mid)
         R = lattice.families * lattice.a
         self.R = R
         self.families = R.shape[0]
-        # reference volume per atom: |det(basis)| -> from the bond families of the ideal lattice
-        self.omega = _volume_per_atom(lattice.families, lattice.a)
+        basis = _lattice_basis(lattice.families, lattice.a)
+        #: nm^d reference volume (area, length) per atom
+        self.omega = float(abs(np.linalg.det(basis)))
         cell, _ = mesh.locate(X)
         #: (n,) the cell holding each atom, -1 outside the mesh
         self.atom_cell = cell
         self.tied = cell >= 0
         self.tied_index = np.flatnonzero(self.tied)
         self.free_index = np.flatnonzero(~self.tied)
-        b = lattice.bonds
+        cutoff = lattice.a * np.linalg.norm(lattice.families, axis=1).max()
         partial = self.alpha_bond < 1.0
         loose = partial & ~(self.tied[b[:, 0]] & self.tied[b[:, 1]])
         if loose.any():
             x0 = X[b[loose][0, 0]]
             raise SetupError(f"{int(loose.sum())} bond(s) with weight < 1 have an atom outside the mesh, e.g. at {x0}",
-                             fix="extend the mesh into the region where the weight is 1 by at least one cutoff "
-                                 f"({lattice.a * np.linalg.norm(lattice.families, axis=1).max():.4g} nm)")
+                             fix=f"extend the mesh into the region where the weight is 1 by at least one cutoff "
+                                 f"({cutoff:.4g} nm)")
         self.N = mesh.interpolation(X[self.tied_index])          # (nT, nn)
-        self.S = np.flatnonzero(self.tied[b[:, 0]] & self.tied[b[:, 1]])
-        loc = -np.ones(len(X), np.int64)
-        loc[self.tied_index] = np.arange(len(self.tied_index))
-        self._S_i, self._S_j = loc[b[self.S, 0]], loc[b[self.S, 1]]
-        self.kappa = np.repeat((mesh.volume / self.omega)[:, None], self.families, 1)
+        #: (ne, nf) continuum weight of family f in cell e (number of bonds, counted by length)
+        self.kappa = self._continuum_weights(continuum, cutoff)
+        self.continuum = continuum
         #: (ne, nf, d+1) R_f . grad N_k: the stretch of family f per unit nodal displacement
         self._RG = np.einsum("fj,ekj->efk", self.R, mesh.grads)
-        nodes_with_atoms = np.unique(self.N.indices)
-        self.overlap_nodes = nodes_with_atoms
+        self.overlap_nodes = np.unique(self.N.indices)
         if constraint == "l2":
+            # project onto the nodes whose support is at least half covered by tied atoms; the
+            # nodes at the ragged edge of the atoms (a corner of a cell) stay free
+            cover = np.asarray(self.N.sum(0)).ravel()
+            full = mesh.lumped_mass(np.ones(len(mesh.cells))) / self.omega
+            self.overlap_nodes = np.flatnonzero(cover >= 0.5 * full)
             self._NtN = (self.N.T @ self.N).tocsr()
             O = self.overlap_nodes
             block = self._NtN[O][:, O].tocsc()
@@ -374,10 +543,56 @@ class Handshake:
             if cond > 1e12:
                 raise SetupError(f"the L2 projection onto the overlap nodes is ill-conditioned (cond {cond:.2g})",
                                  fix="use larger elements in the overlap or constraint='atomwise'")
-        self.kappa_correction = np.zeros_like(self.kappa)
-        self.correction_residual = 0.0
-        if correct_ghost_forces:
-            self._correct()
+
+    def _continuum_weights(self, continuum: str, cutoff: float) -> np.ndarray:
+        """kappa (ne, nf): ``sum_b (1 - alpha_b) |b & e| / |b|`` over the bonds of the infinite lattice.
+
+        The full count of each family comes from :func:`_family_chords`; the atoms' share
+        ``alpha_b`` of every atom bond is taken off the cells it crosses.  Checks that each bond
+        with a continuum share lies wholly in the mesh and that its atoms are tied (else the
+        patch test would fail there).
+        """
+        lat, m = self.lattice, self.mesh
+        X, b, a = lat.positions, lat.bonds, lat.a
+        if continuum == "blended":
+            alpha_e = self._weight_fn(m.centroids)
+            return np.repeat(((1 - alpha_e) * m.volume / self.omega)[:, None], self.families, 1)
+        tol = 1e-9 * a
+        basis = _lattice_basis(lat.families, a)
+        kappa = np.stack([_family_chords(m, R, _primitive_length(R, basis), self.omega, X[0], tol)
+                          for R in self.R], 1)
+        # the atoms' share of their bonds
+        seg, cell, frac = _segment_cells(m, X[b[:, 0]], X[b[:, 1]], tol)
+        np.add.at(kappa, (cell, lat.family[seg]), -self.alpha_bond[seg] * frac)
+        inside = np.bincount(seg, frac, minlength=len(b))
+        cut = (self.alpha_bond < 1.0) & (np.abs(inside - 1.0) > 1e-9)
+        if cut.any():
+            x0 = X[b[cut][0, 0]]
+            raise SetupError(f"{int(cut.sum())} bond(s) with weight < 1 leave the mesh through a hole, e.g. at {x0}",
+                             fix=f"keep the weight at 1 within one cutoff ({cutoff:.4g} nm) of the mesh's inner "
+                                 "boundary")
+        # bonds to lattice sites that hold no atom: wholly continuum, so they must not touch a free atom
+        n, nf = len(X), self.families
+        have = np.zeros((n, nf, 2), bool)
+        have[b[:, 0], lat.family, 0] = True
+        have[b[:, 1], lat.family, 1] = True
+        i, f, side = np.nonzero(~have)
+        if i.size:
+            sgn = np.where(side == 0, 1.0, -1.0)[:, None]
+            P, Q = X[i], X[i] + sgn * self.R[f]
+            vs, vc, vf = _segment_cells(m, P, Q, tol)
+            part = np.bincount(vs, vf, minlength=i.size)
+            bad = (part > 1e-9) & (~self.tied[i] | (part < 1 - 1e-9))
+            if bad.any():
+                x0 = X[i[bad][0]]
+                raise SetupError(f"{int(bad.sum())} missing bond(s) of untied or edge atoms reach into the mesh, "
+                                 f"e.g. at {x0}",
+                                 fix=f"keep lattice sites without atoms (voids, surfaces) at least one cutoff "
+                                     f"({cutoff:.4g} nm) away from the mesh, or extend the atoms there")
+        if kappa.min() < -1e-9:
+            raise SetupError("the atoms' share of the bonds exceeds the lattice count in some cells",
+                             fix="pass the atoms as sites of one lattice (lattice_sites) with their families")
+        return np.maximum(kappa, 0.0)
 
     # -- energies ------------------------------------------------------------------------
     def atom_energy_forces(self, x: np.ndarray) -> tuple[float, np.ndarray]:
@@ -389,26 +604,17 @@ class Handshake:
         m = self.mesh
         u = np.asarray(u, float).reshape(len(m.nodes), self.dim)
         y, r = self._element_bonds(u)
-        kap = self.kappa + self.kappa_correction
-        E = float(np.sum(kap * self.pot.phi(r)))
-        t = (kap * self.pot.dphi(r) / r)[..., None] * y            # (ne, nf, d)
+        E = float(np.sum(self.kappa * self.pot.phi(r)))
+        t = (self.kappa * self.pot.dphi(r) / r)[..., None] * y            # (ne, nf, d)
         ge = np.einsum("efi,efk->eki", t, self._RG)
         g = np.zeros_like(u)
         np.add.at(g, m.cells.ravel(), ge.reshape(-1, self.dim))
-        # minus the atoms' share of the bonds in S, evaluated on the FE field
-        uT = self.N @ u
-        b = self.lattice.bonds[self.S]
-        Rb = self.lattice.positions[b[:, 1]] - self.lattice.positions[b[:, 0]]
-        yb = Rb + uT[self._S_j] - uT[self._S_i]
-        rb = np.linalg.norm(yb, axis=1)
-        w = self.alpha_bond[self.S]
-        E -= float(np.sum(w * self.pot.phi(rb)))
-        tb = (w * self.pot.dphi(rb) / rb)[:, None] * yb
-        gT = np.zeros_like(uT)
-        np.add.at(gT, self._S_j, -tb)
-        np.add.at(gT, self._S_i, tb)
-        g += self.N.T @ gT
         return E, g
+
+    def cell_energies(self, u: np.ndarray) -> np.ndarray:
+        """(ne,) continuum energy of each cell (kJ/mol) relative to the reference lattice."""
+        _, r = self._element_bonds(np.asarray(u, float).reshape(self.mesh.nodes.shape))
+        return np.sum(self.kappa * (self.pot.phi(r) - self.pot.phi(np.linalg.norm(self.R, axis=1))), 1)
 
     def _element_bonds(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Deformed family vectors ``F_e R_f`` (ne, nf, d) nm and their lengths (ne, nf)."""
@@ -426,6 +632,11 @@ class Handshake:
         Ea, fa = (atoms or self.atom_energy_forces)(x)
         Ec, gc = self.continuum_energy_gradient(u)
         return Ea + Ec, -fa, gc
+
+    @property
+    def dofs(self) -> int:
+        """Number of coordinates of the coupled model (atoms and nodes, before the constraints)."""
+        return (len(self.lattice.positions) + len(self.mesh.nodes)) * self.dim
 
     # -- constraints ---------------------------------------------------------------------
     def constraint_matrix(self) -> sp.csr_matrix:
@@ -476,98 +687,44 @@ class Handshake:
         return {"max": mx, "relative": mx / scale if scale > 0 else mx, "atoms": ra, "nodes": rc,
                 "bond_force_scale": scale}
 
-    # -- ghost-force correction ----------------------------------------------------------
-    def _coarse_coefficients(self) -> np.ndarray:
-        """c (nf, nn): nodal residual per unit bond force of each family, after atomwise reduction."""
-        m, b, X = self.mesh, self.lattice.bonds, self.lattice.positions
-        nf, nn = self.families, len(m.nodes)
-        c = np.zeros((nf, nn))
-        for f in range(nf):
-            np.add.at(c[f], m.cells.ravel(), (self.kappa[:, f, None] * self._RG[:, f]).ravel())
-        # bond forces t_b = unit R-hat per family: coefficient per atom (+alpha at j, -alpha at i)
-        a_atom = np.zeros((nf, len(X)))
-        for f in range(nf):
-            sel = self.lattice.family == f
-            w = self.alpha_bond * sel
-            np.add.at(a_atom[f], b[:, 1], w)
-            np.add.at(a_atom[f], b[:, 0], -w)
-        # free atoms must carry no residual (complete shells of weight one)
-        inner = self.free_index[self.lattice.complete()[self.free_index]]   # surface atoms are boundaries
-        free_res = np.abs(a_atom[:, inner]).max() if inner.size else 0.0
-        self._free_residual = float(free_res)
-        c += (self.N.T @ a_atom[:, self.tied_index].T).T
-        # minus the S-bonds on the FE field: d/du of alpha_b phi(|R + u_j - u_i|) -> +alpha at j, -alpha at i
-        aS = np.zeros((nf, len(self.tied_index)))
-        for f in range(nf):
-            w = self.alpha_bond[self.S] * (self.lattice.family[self.S] == f)
-            np.add.at(aS[f], self._S_j, w)
-            np.add.at(aS[f], self._S_i, -w)
-        c -= (self.N.T @ aS.T).T
-        return c
-
-    def _correct(self) -> None:
-        c = self._coarse_coefficients()
-        m = self.mesh
-        RG = self._RG
-        scale = float(np.max(np.abs(self.kappa[:, 0, None] * RG[:, 0])))
-        elems = np.unique(self.atom_cell[self.tied_index])
-        adj = sp.csr_matrix((np.ones(m.cells.size), (np.repeat(np.arange(len(m.cells)), m.dim + 1),
-                                                     m.cells.ravel())), shape=(len(m.cells), len(m.nodes)))
-        # nodes far from every atom carry real boundary tractions, not ghost forces
-        reach = self.lattice.a * np.linalg.norm(self.lattice.families, axis=1).max() + m.h
-        near = np.isfinite(cKDTree(self.lattice.positions).query(m.nodes, distance_upper_bound=reach)[0])
-        worst = np.inf
-        for _ring in range(4):
-            rows = np.unique(m.cells[elems].ravel())
-            outside = np.setdiff1d(np.flatnonzero((np.abs(c).max(0) > 1e-12 * scale) & near), rows)
-            delta = np.zeros((len(m.cells), self.families))
-            worst = 0.0
-            if outside.size == 0:
-                pos = -np.ones(len(m.nodes), np.int64)
-                pos[rows] = np.arange(len(rows))
-                for f in range(self.families):
-                    D = np.zeros((len(rows), len(elems)))
-                    for k in range(m.dim + 1):
-                        np.add.at(D, (pos[m.cells[elems, k]], np.arange(len(elems))), RG[elems, f, k])
-                    sol, *_ = np.linalg.lstsq(D, -c[f, rows], rcond=None)
-                    delta[elems, f] = sol
-                    worst = max(worst, float(np.max(np.abs(D @ sol + c[f, rows]), initial=0.0)))
-                if worst <= 1e-11 * scale:
-                    break
-            else:
-                worst = np.inf
-            # widen by one ring of neighbouring cells
-            nodes = np.unique(m.cells[elems].ravel())
-            elems = np.unique((adj[:, nodes].sum(1).A1 > 0).nonzero()[0])
-        if self._free_residual > 1e-12:
-            raise SetupError(f"free atoms with complete neighbour shells feel a residual bond force "
-                             f"({self._free_residual:.2g} per unit bond force): the weight is below 1 there",
-                             fix="make the mesh reach one cutoff into the region of weight 1")
-        if worst > 1e-11 * scale:
-            # not closable on this mesh (2-D: bands of the mesh cut by the hole along a bond family
-            # move without stretching that family); keep the uncorrected weights and report
-            _log.warning("ghost-force correction does not close on this mesh (residual %.2g); "
-                         "weights left uncorrected", worst / scale)
-            self.correction_residual = float(worst / scale)
-            return
-        self.kappa_correction = delta
-        self.correction_residual = worst / scale
-
     # -- statics -------------------------------------------------------------------------
     def reduced(self, fixed_atoms: np.ndarray = (), fixed_nodes: np.ndarray = ()) -> "_Reduced":
         """The linear map from independent coordinates to ``(x - X, u)`` that satisfies the constraints."""
         return _Reduced(self, np.asarray(fixed_atoms, np.int64), np.asarray(fixed_nodes, np.int64))
 
+    def continuum_hessian(self, u: np.ndarray) -> sp.csr_matrix:
+        """Hessian ``(nn d, nn d)`` of the continuum energy, rows ``node * d + component``."""
+        m, d = self.mesh, self.dim
+        y, r = self._element_bonds(np.asarray(u, float).reshape(m.nodes.shape))
+        K = _pair_stiffness(y, r, self.kappa, self.pot)                          # (ne, nf, d, d)
+        blocks = np.einsum("efk,efl,efij->ekilj", self._RG, self._RG, K)         # (ne, k, i, l, j)
+        dof = (m.cells[:, :, None] * d + np.arange(d)).reshape(len(m.cells), -1)  # (ne, (d+1) d)
+        nloc = dof.shape[1]
+        rows = np.repeat(dof, nloc, axis=1).ravel()
+        cols = np.tile(dof, (1, nloc)).ravel()
+        n = len(m.nodes) * d
+        return sp.csr_matrix((blocks.reshape(len(m.cells), -1).ravel(), (rows, cols)), shape=(n, n))
+
+    def hessian(self, x: np.ndarray, u: np.ndarray) -> sp.csr_matrix:
+        """Hessian of the coupled energy over ``[x; u]`` flattened (rows ``site * d + component``)."""
+        Ha = _lattice_hessian(self.lattice, self.pot, np.asarray(x, float), self.alpha_bond)
+        return sp.block_diag([Ha, self.continuum_hessian(u)]).tocsr()
+
     def minimize(self, x0: np.ndarray, u0: np.ndarray, *, fixed_atoms: np.ndarray = (),
                  fixed_nodes: np.ndarray = (), atoms: Callable | None = None, gtol: float = 1e-6,
-                 max_iterations: int = 20000) -> dict[str, Any]:
-        """Minimise the coupled energy over the free coordinates (L-BFGS), constraints held exactly.
+                 max_iterations: int | None = None, method: str = "newton") -> dict[str, Any]:
+        """Minimise the coupled energy over the free coordinates, constraints held exactly.
 
         ``x0`` (n, d) and ``u0`` (nn, d) give the fixed atoms' and nodes' prescribed values and the
-        start.  ``gtol``: stop when the largest reduced gradient is below ``gtol`` times the
-        largest bond force of the reference potential (kJ/mol/nm).  Returns ``x``, ``u``,
-        ``energy``, ``iterations``, ``gradient`` (max reduced gradient).
+        start (projected onto the constraints first).  ``method``: ``"newton"`` (sparse Hessian,
+        the constraints through a KKT system, backtracking line search: a few iterations) or
+        ``"lbfgs"`` (no Hessian; many more iterations).  ``gtol``: stop when the largest reduced
+        gradient is below ``gtol`` times the largest bond force of the reference lattice
+        (kJ/mol/nm).  Returns ``x``, ``u``, ``energy``, ``iterations``, ``gradient`` (max reduced
+        gradient), ``evaluations``.
         """
+        if method not in ("newton", "lbfgs"):
+            raise SetupError(f"unknown method {method!r}", fix="use 'newton' or 'lbfgs'")
         red = self.reduced(fixed_atoms, fixed_nodes)
         X = self.lattice.positions
         x0 = np.asarray(x0, float).reshape(X.shape)
@@ -579,40 +736,161 @@ class Handshake:
         y0 = red.initial(x0 - X, u0)
         scale = float(np.max(np.abs(self.pot.dphi(self.lattice.a * np.linalg.norm(self.lattice.families, axis=1)))))
         count = [0]
+        if method == "newton":
+            da, uc = red.expand(y0, base_a, base_c)
+            d, n = self.dim, len(X)
+            free = np.concatenate([~red.fa, ~red.fn]).repeat(d)
 
-        E_start = self.energy_gradient(x0, u0, atoms)[0]
+            def energy_gradient(q):
+                q = q.reshape(-1, d)
+                E, ga, gc = self.energy_gradient(X + q[:n], q[n:], atoms)
+                count[0] += 1
+                return E, np.concatenate([ga, gc]).ravel()
 
-        def fun(y):
-            da, uc = red.expand(y, base_a, base_c)
-            E, ga, gc = self.energy_gradient(X + da, uc, atoms)
-            count[0] += 1
-            return (E - E_start) / scale, red.adjoint(ga, gc) / scale
+            def measure(q, g):
+                g = g.reshape(-1, d)
+                return float(np.max(np.abs(red.adjoint(g[:n], g[n:])), initial=0.0))
 
-        res = minimize(fun, y0, jac=True, method="L-BFGS-B",
-                       options={"maxiter": int(max_iterations), "gtol": gtol, "ftol": 0.0, "maxcor": 30})
-        da, uc = red.expand(res.x, base_a, base_c)
+            G = sp.kron(self.constraint_matrix(), sp.eye(d)).tocsr()
+            q, iters, E = _newton(energy_gradient, lambda q: self.hessian(X + q.reshape(-1, d)[:n],
+                                                                          q.reshape(-1, d)[n:]),
+                                  np.concatenate([da, uc]).ravel(), free, G, measure, gtol * scale,
+                                  max_iterations or 50)
+            q = q.reshape(-1, d)
+            da, uc = q[:n], q[n:]
+            message = "newton"
+        else:
+            E_start = self.energy_gradient(x0, u0, atoms)[0]
+
+            def fun(y):
+                da, uc = red.expand(y, base_a, base_c)
+                E, ga, gc = self.energy_gradient(X + da, uc, atoms)
+                count[0] += 1
+                return (E - E_start) / scale, red.adjoint(ga, gc) / scale
+
+            res = minimize(fun, y0, jac=True, method="L-BFGS-B",
+                           options={"maxiter": int(max_iterations or 20000), "gtol": gtol, "ftol": 0.0,
+                                    "maxcor": 30})
+            da, uc = red.expand(res.x, base_a, base_c)
+            iters, message = int(res.nit), str(res.message)
         E, ga, gc = self.energy_gradient(X + da, uc, atoms)
-        gmax = float(np.max(np.abs(red.adjoint(ga, gc)))) if res.x.size else 0.0
+        gmax = float(np.max(np.abs(red.adjoint(ga, gc)), initial=0.0))
         if not np.isfinite(E) or gmax > 10 * gtol * scale:
             raise CalculationError(f"coupled minimisation did not converge (max reduced gradient {gmax:.3g} "
-                                   f"kJ/mol/nm after {res.nit} iterations)", reason=str(res.message),
+                                   f"kJ/mol/nm after {iters} iterations)", reason=message,
                                    state={"x": X + da, "u": uc},
                                    fix="raise max_iterations or gtol, or start closer (e.g. from an affine guess)")
-        return {"x": X + da, "u": uc, "energy": E, "iterations": int(res.nit), "gradient": gmax,
+        return {"x": X + da, "u": uc, "energy": E, "iterations": iters, "gradient": gmax,
                 "evaluations": count[0]}
 
 
-def _volume_per_atom(families: np.ndarray, a: float) -> float:
-    d = families.shape[1]
-    if d == 1:
-        return a
-    # the two shortest non-parallel family vectors span the primitive cell of these lattices
-    R = families[np.argsort(np.linalg.norm(families, axis=1), kind="stable")]
-    for k in range(1, len(R)):
-        det = abs(np.linalg.det(np.stack([R[0], R[k]])))
-        if det > 1e-9:
-            return float(det * a * a)
-    raise SetupError("bond families do not span the plane", fix="use shells >= 1 of a 2-D lattice")
+def _pair_stiffness(y: np.ndarray, r: np.ndarray, w: np.ndarray, pot: PairPotential) -> np.ndarray:
+    """``w [phi'' yy/r^2 + phi'/r (I - yy/r^2)]`` for bond vectors ``y`` (..., d): (..., d, d)."""
+    yh = y / r[..., None]
+    P = yh[..., :, None] * yh[..., None, :]
+    eye = np.eye(y.shape[-1])
+    return (w * pot.d2phi(r))[..., None, None] * P + (w * pot.dphi(r) / r)[..., None, None] * (eye - P)
+
+
+def _lattice_hessian(lattice: BondedLattice, pot: PairPotential, x: np.ndarray, weights: np.ndarray) -> sp.csr_matrix:
+    """Hessian ``(n d, n d)`` of ``sum_b w_b phi(|x_j - x_i|)``."""
+    b, d = lattice.bonds, lattice.dim
+    y = x[b[:, 1]] - x[b[:, 0]]
+    K = _pair_stiffness(y, np.linalg.norm(y, axis=1), np.asarray(weights, float), pot)    # (nb, d, d)
+    i = (b[:, 0, None] * d + np.arange(d))                  # (nb, d)
+    j = (b[:, 1, None] * d + np.arange(d))
+    rows, cols, vals = [], [], []
+    for p, q, sgn in ((i, i, 1.0), (j, j, 1.0), (i, j, -1.0), (j, i, -1.0)):
+        rows.append(np.repeat(p, d, axis=1).ravel())
+        cols.append(np.tile(q, (1, d)).ravel())
+        vals.append(sgn * K.ravel())
+    n = len(x) * d
+    return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
+
+
+def _newton(energy_gradient: Callable, hessian: Callable, q: np.ndarray, free: np.ndarray,
+            G: sp.csr_matrix | None, measure: Callable, tol: float, max_iterations: int
+            ) -> tuple[np.ndarray, int, float]:
+    """Newton's method for ``min E(q)`` subject to ``G q = G q0`` with the ``~free`` entries held.
+
+    Each step solves the KKT system ``[H G^T; G 0] [dq; lam] = [-g; 0]`` on the free entries
+    (SuperLU), then backtracks until the energy decreases (Armijo) or, at round-off, the
+    gradient does.  ``measure(q, g)``: the convergence measure compared with ``tol``.
+    """
+    E, g = energy_gradient(q)
+    f = np.flatnonzero(free)
+    Gf = None
+    if G is not None and G.shape[0]:
+        Gf = G[:, f]
+        Gf = Gf[np.asarray(abs(Gf).sum(1)).ravel() > 0]
+    for it in range(int(max_iterations)):
+        gm = measure(q, g)
+        if gm <= tol:
+            return q, it, E
+        H = hessian(q)[f][:, f]
+        if Gf is not None and Gf.shape[0]:
+            K = sp.bmat([[H, Gf.T], [Gf, None]]).tocsc()
+            rhs = np.concatenate([-g[f], np.zeros(Gf.shape[0])])
+        else:
+            K, rhs = H.tocsc(), -g[f]
+        try:
+            step = spla.splu(K).solve(rhs)[: f.size]
+        except RuntimeError as exc:
+            raise CalculationError("the Newton system is singular", reason=str(exc),
+                                   fix="fix enough atoms or nodes to remove rigid motions, or use method='lbfgs'"
+                                   ) from exc
+        slope = float(g[f] @ step)
+        if slope >= 0:
+            step, slope = -g[f], -float(g[f] @ g[f])          # not a descent direction: steepest descent
+        t = 1.0
+        for _ in range(40):
+            trial = q.copy()
+            trial[f] += t * step
+            E_new, g_new = energy_gradient(trial)
+            if np.isfinite(E_new) and (E_new - E <= 1e-4 * t * slope
+                                       or (abs(E_new - E) <= 1e-12 * abs(E) and measure(trial, g_new) < gm)):
+                break
+            t *= 0.5
+        else:
+            raise CalculationError("the Newton line search found no decrease", reason=f"gradient {gm:.3g}",
+                                   fix="start closer to the minimum, or use method='lbfgs'")
+        q, E, g = trial, E_new, g_new
+    if measure(q, g) <= tol:
+        return q, int(max_iterations), E
+    raise CalculationError(f"Newton did not converge in {max_iterations} iterations (gradient {measure(q, g):.3g})",
+                           reason="too many iterations", fix="raise max_iterations or start from an affine guess")
+
+
+def relax_lattice(lattice: BondedLattice, pot: PairPotential, x0: np.ndarray, fixed: np.ndarray, *,
+                  weights: np.ndarray | None = None, gtol: float = 1e-6, max_iterations: int = 50
+                  ) -> dict[str, Any]:
+    """Fully atomistic statics: minimise ``sum_b w_b phi`` over the atoms not ``fixed`` (Newton).
+
+    ``x0`` (n, d) nm: start and the fixed atoms' positions; ``fixed``: indices or (n,) bool.
+    Returns ``x``, ``energy``, ``iterations``, ``gradient`` (max force on a free atom, kJ/mol/nm).
+    """
+    x0 = np.asarray(x0, float).reshape(lattice.positions.shape)
+    if not np.all(np.isfinite(x0)):
+        raise SetupError("start positions contain NaN or inf", fix="pass finite positions (n, d) in nm")
+    w = np.ones(len(lattice.bonds)) if weights is None else np.asarray(weights, float)
+    fx = np.zeros(len(x0), bool)
+    fx[np.asarray(fixed).astype(np.int64) if np.asarray(fixed).dtype != bool else np.flatnonzero(fixed)] = True
+    if not fx.any():
+        raise SetupError("no atom is fixed: the energy has rigid-body null modes", fix="fix the boundary atoms")
+    d = lattice.dim
+    scale = float(np.max(np.abs(pot.dphi(lattice.a * np.linalg.norm(lattice.families, axis=1)))))
+
+    def energy_gradient(q):
+        E, f = lattice.energy_forces(q.reshape(-1, d), pot, w)
+        return E, -f.ravel()
+
+    free = np.repeat(~fx, d)
+    q, iters, E = _newton(energy_gradient, lambda q: _lattice_hessian(lattice, pot, q.reshape(-1, d), w),
+                          x0.ravel().copy(), free, None, lambda q, g: float(np.max(np.abs(g[free]), initial=0.0)),
+                          gtol * scale, max_iterations)
+    g = energy_gradient(q)[1]
+    return {"x": q.reshape(-1, d), "energy": E, "iterations": iters,
+            "gradient": float(np.max(np.abs(g[free]), initial=0.0))}
 
 
 class _Reduced:
@@ -845,9 +1123,8 @@ class HandshakeDynamics:
     def energy_parts(self) -> dict[str, float]:
         """Energies (kJ/mol, relative to the reference crystal) by region and in total.
 
-        ``atomistic``: atoms outside the mesh; ``handshake``: tied atoms, the atoms' share of the
-        bonds on the FE field, cells holding tied atoms and nodes carrying them; ``continuum``: the
-        rest.  Bond energies are split half to each atom.
+        ``atomistic``: atoms outside the mesh; ``handshake``: tied atoms, cells holding tied atoms
+        and nodes carrying them; ``continuum``: the rest.  Bond energies are split half to each atom.
         """
         hs = self.hs
         X = hs.lattice.positions
@@ -860,21 +1137,14 @@ class HandshakeDynamics:
         np.add.at(ea, b[:, 0], 0.5 * eb)
         np.add.at(ea, b[:, 1], 0.5 * eb)
         m = hs.mesh
-        _, r_e = hs._element_bonds(self.u)
-        kap = hs.kappa + hs.kappa_correction
-        ee = np.sum(kap * (hs.pot.phi(r_e) - hs.pot.phi(np.linalg.norm(hs.R, axis=1))), 1)
-        uT = hs.N @ self.u
-        bS = b[hs.S]
-        Rb = X[bS[:, 1]] - X[bS[:, 0]]
-        rb = np.linalg.norm(Rb + uT[hs._S_j] - uT[hs._S_i], axis=1)
-        eS = -hs.alpha_bond[hs.S] * (hs.pot.phi(rb) - hs.pot.phi(np.linalg.norm(Rb, axis=1)))
+        ee = hs.cell_energies(self.u)
         en = 0.5 * np.where(self.fixed, 0.0, self.Mc) * np.sum(self.vc ** 2, 1)
         hs_cells = np.zeros(len(m.cells), bool)
         hs_cells[hs.atom_cell[hs.tied_index]] = True
         hs_nodes = np.zeros(len(m.nodes), bool)
         hs_nodes[hs.overlap_nodes] = True
         atomistic = float(np.sum(ea[~hs.tied]))
-        handshake = float(np.sum(ea[hs.tied]) + np.sum(eS) + np.sum(ee[hs_cells]) + np.sum(en[hs_nodes]))
+        handshake = float(np.sum(ea[hs.tied]) + np.sum(ee[hs_cells]) + np.sum(en[hs_nodes]))
         continuum = float(np.sum(ee[~hs_cells]) + np.sum(en[~hs_nodes]))
         return {"atomistic": atomistic, "handshake": handshake, "continuum": continuum,
                 "total": atomistic + handshake + continuum}

@@ -6,6 +6,8 @@
 - :func:`interval` and :func:`plate_with_hole` -- the 1-D continuum and the 2-D plate whose hole
   holds the atomistic core (a sub-mesh of a structured triangle mesh: the cells whose centroid
   lies outside the hole, so the mesh does not match the lattice);
+- :func:`triangle_mesh` -- a DOLFINx mesh from given vertices and triangles, e.g. the graded
+  mesh on lattice sites of :func:`bridge.handshake.lattice_mesh` (a matching mesh);
 - :func:`write_displacement` -- the continuum displacement (and the blending weight) to XDMF;
   :func:`write_atoms_vtk` -- the atoms with displacement and weight as VTK points (ParaView).
 
@@ -32,7 +34,7 @@ import dolfinx.io  # noqa: E402
 import dolfinx.mesh  # noqa: E402
 from mpi4py import MPI  # noqa: E402
 
-__all__ = ["p1_mesh", "interval", "plate_with_hole", "write_displacement", "write_atoms_vtk"]
+__all__ = ["p1_mesh", "interval", "plate_with_hole", "triangle_mesh", "write_displacement", "write_atoms_vtk"]
 
 
 def p1_mesh(domain: "dolfinx.mesh.Mesh") -> tuple[P1Mesh, Any]:
@@ -72,6 +74,22 @@ def plate_with_hole(lower: tuple[float, float], upper: tuple[float, float], cell
         raise SetupError("the hole is smaller than one cell", fix="increase radius or refine the grid")
     sub = dolfinx.mesh.create_submesh(base, tdim, keep.astype(np.int32))[0]
     return sub
+
+
+def triangle_mesh(nodes: np.ndarray, cells: np.ndarray) -> "dolfinx.mesh.Mesh":
+    """A serial DOLFINx triangle mesh with vertices ``nodes`` (nn, 2) nm and ``cells`` (ne, 3)."""
+    import basix.ufl
+
+    nodes = np.ascontiguousarray(nodes, float)
+    cells = np.ascontiguousarray(cells, np.int64)
+    if nodes.ndim != 2 or nodes.shape[1] != 2 or cells.ndim != 2 or cells.shape[1] != 3:
+        raise SetupError(f"need nodes (nn, 2) and cells (ne, 3), got {nodes.shape} and {cells.shape}",
+                         fix="pass the output of bridge.handshake.lattice_mesh")
+    if not np.all(np.isfinite(nodes)) or cells.min() < 0 or cells.max() >= len(nodes):
+        raise SetupError("mesh nodes must be finite and cells must index existing nodes",
+                         fix="check the connectivity")
+    element = basix.ufl.element("Lagrange", "triangle", 1, shape=(2,))
+    return dolfinx.mesh.create_mesh(MPI.COMM_SELF, cells, element, nodes)
 
 
 def write_displacement(path: str | Path, V: Any, u: np.ndarray, weight: np.ndarray | None = None) -> str:

@@ -45,7 +45,7 @@ def test_atomwise_patch_test_round_off_on_any_mesh(offset):
     for F in (1.0, 1.02, 0.97):
         g = hs.ghost_forces(np.array([[F]]), fixed, [far])
         assert g["relative"] < 1e-10, (offset, F, g["relative"])
-    raw = H.Handshake(hs.lattice, pot, hs.mesh, hs._weight_fn, constraint="atomwise", correct_ghost_forces=False)
+    raw = H.Handshake(hs.lattice, pot, hs.mesh, hs._weight_fn, constraint="atomwise", continuum="blended")
     assert raw.ghost_forces(np.array([[1.02]]), fixed, [far])["relative"] > 1e-3
 
 
