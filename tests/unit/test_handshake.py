@@ -135,3 +135,76 @@ def test_setup_errors_name_the_fix():
         hs.minimize(np.full_like(hs.lattice.positions, np.nan), np.zeros_like(hs.mesh.nodes))
     with pytest.raises(SetupError, match="outside the mesh"):
         hs.mesh.interpolation(np.array([[-1.0]]))
+
+
+# -- 2-D --------------------------------------------------------------------------------------
+def plate(n=24, **kw):
+    from bridge_validation.handshake_plate import plate_setup
+
+    return plate_setup(n, with_dolfinx=False, **kw)
+
+
+def test_bond_density_is_cauchy_born_on_lattice_site_meshes():
+    s = plate()
+    hs = s["hs"]
+    far = np.linalg.norm(hs.mesh.centroids, axis=1) > 20 * s["a"]        # no atom reaches these cells
+    ideal = hs.mesh.volume[far, None] / hs.omega
+    assert np.abs(hs.kappa[far] - ideal).max() < 1e-10 * ideal.max()
+    assert hs.kappa.min() >= 0.0
+
+
+@pytest.mark.parametrize("constraint", ["atomwise", "l2"])
+def test_2d_patch_test(constraint):
+    s = plate(constraint=constraint, full=False)
+    hs = s["hs"]
+    surface = np.flatnonzero(~hs.lattice.complete() & ~hs.tied)
+    F = np.array([[1.01, 0.02], [-0.005, 0.99]])
+    g = hs.ghost_forces(F, surface, s["outer_nodes"])["relative"]
+    if constraint == "atomwise":
+        assert g < 1e-10
+        blended = H.Handshake(hs.lattice, s["pot"], hs.mesh, s["weight"], constraint="atomwise", continuum="blended")
+        assert blended.ghost_forces(F, surface, s["outer_nodes"])["relative"] > 1e-3
+    else:
+        assert 1e-4 < g < 0.1          # the fine-scale ghost force of the L2 ties
+
+
+def test_hessians_match_finite_differences():
+    s = plate(full=False)
+    hs, a = s["hs"], s["a"]
+    rng = np.random.default_rng(3)
+    x = hs.lattice.positions + 0.01 * a * rng.standard_normal(hs.lattice.positions.shape)
+    u = 0.01 * a * rng.standard_normal(hs.mesh.nodes.shape)
+    Hm = hs.hessian(x, u)
+    n, d, h = len(x), 2, 1e-7
+    for k in (5, 3 * n // 2, (n + 7) * d + 1):
+        q = np.concatenate([x - hs.lattice.positions, u]).ravel()
+        grads = []
+        for sgn in (1, -1):
+            qq = q.copy()
+            qq[k] += sgn * h
+            qq = qq.reshape(-1, d)
+            _, ga, gc = hs.energy_gradient(hs.lattice.positions + qq[:n], qq[n:])
+            grads.append(np.concatenate([ga, gc]).ravel())
+        fd = (grads[0] - grads[1]) / (2 * h)
+        assert np.abs(fd - Hm[:, k].toarray().ravel()).max() < 1e-5 * np.abs(Hm).max()
+
+
+def test_plate_statics_match_full_atomistics():
+    from bridge_validation.handshake_plate import compare, solve_coupled, solve_full
+
+    s = plate(32)
+    m = compare(s, solve_coupled(s), solve_full(s))
+    assert m["error_over_max_displacement"] < 0.01
+    assert m["error_over_void_displacement"] < 0.05
+
+
+def test_mesh_hole_must_stay_where_the_weight_is_one():
+    from bridge.zones import CosSquaredSwitch
+
+    s = plate(full=False)
+    a, hs = s["a"], s["hs"]
+    sw = CosSquaredSwitch(6 * a)
+    early = lambda P: sw(np.linalg.norm(np.asarray(P), axis=1) - 7 * a)        # blends inside the hole edge
+    X = hs.lattice.positions
+    with pytest.raises(SetupError, match="hole|outside the mesh"):
+        H.Handshake(hs.lattice.subset(early(X) > 0), s["pot"], hs.mesh, early, constraint="atomwise")
