@@ -568,9 +568,10 @@ class Handshake:
         cut = (self.alpha_bond < 1.0) & (np.abs(inside - 1.0) > 1e-9)
         if cut.any():
             x0 = X[b[cut][0, 0]]
-            raise SetupError(f"{int(cut.sum())} bond(s) with weight < 1 leave the mesh through a hole, e.g. at {x0}",
+            raise SetupError(f"{int(cut.sum())} bond(s) with weight < 1 leave the mesh or run along its boundary "
+                             f"(its hole around the atoms, or its outer edge), e.g. at {x0}",
                              fix=f"keep the weight at 1 within one cutoff ({cutoff:.4g} nm) of the mesh's inner "
-                                 "boundary")
+                                 "boundary, and atoms of weight < 1 at least one cutoff inside its outer edge")
         # bonds to lattice sites that hold no atom: wholly continuum, so they must not touch a free atom
         n, nf = len(X), self.families
         have = np.zeros((n, nf, 2), bool)
@@ -720,7 +721,7 @@ class Handshake:
         the constraints through a KKT system, backtracking line search: a few iterations) or
         ``"lbfgs"`` (no Hessian; many more iterations).  ``gtol``: stop when the largest reduced
         gradient is below ``gtol`` times the largest bond force of the reference lattice
-        (kJ/mol/nm); default 1e-10 for Newton (it converges quadratically, so this costs one step
+        (kJ/mol/nm); default 1e-9 for Newton (it converges quadratically, so this costs one step
         more than 1e-6 and removes the error a soft mode would leave), 1e-6 for L-BFGS (which
         stalls at round-off below that).  Returns ``x``, ``u``, ``energy``, ``iterations``, ``gradient`` (max reduced
         gradient), ``evaluations``.
@@ -728,7 +729,7 @@ class Handshake:
         if method not in ("newton", "lbfgs"):
             raise SetupError(f"unknown method {method!r}", fix="use 'newton' or 'lbfgs'")
         if gtol is None:
-            gtol = 1e-10 if method == "newton" else 1e-6
+            gtol = 1e-9 if method == "newton" else 1e-6
         red = self.reduced(fixed_atoms, fixed_nodes)
         X = self.lattice.positions
         x0 = np.asarray(x0, float).reshape(X.shape)
@@ -759,7 +760,8 @@ class Handshake:
             q, iters, E = _newton(energy_gradient, lambda q: self.hessian(X + q.reshape(-1, d)[:n],
                                                                           q.reshape(-1, d)[n:]),
                                   np.concatenate([da, uc]).ravel(), free, G, measure, gtol * scale,
-                                  max_iterations or 50)
+                                  max_iterations or 50, max_step=0.25 * self.lattice.a,
+                                  fix="or use method='lbfgs'")
             q = q.reshape(-1, d)
             da, uc = q[:n], q[n:]
             message = "newton"
@@ -813,14 +815,16 @@ def _lattice_hessian(lattice: BondedLattice, pot: PairPotential, x: np.ndarray, 
 
 
 def _newton(energy_gradient: Callable, hessian: Callable, q: np.ndarray, free: np.ndarray,
-            G: sp.csr_matrix | None, measure: Callable, tol: float, max_iterations: int
-            ) -> tuple[np.ndarray, int, float]:
+            G: sp.csr_matrix | None, measure: Callable, tol: float, max_iterations: int, *,
+            max_step: float, fix: str) -> tuple[np.ndarray, int, float]:
     """Newton's method for ``min E(q)`` subject to ``G q = G q0`` with the ``~free`` entries held.
 
     Each step solves the KKT system ``[H G^T; G 0] [dq; lam] = [-g; 0]`` on the free entries
-    (SuperLU), then backtracks until the energy decreases (Armijo) or, at round-off, the
-    gradient does.  Where the Hessian is indefinite (the Newton step is not a descent
-    direction) it takes the steepest descent direction projected onto the constraints.  ``measure(q, g)``: the convergence measure compared with ``tol``.
+    (SuperLU), shortens it to at most ``max_step`` (nm) on any coordinate, then backtracks until
+    the energy decreases (Armijo) or, at round-off, the gradient does.  Where the Newton step is
+    not a descent direction, or its line search fails, it takes the steepest descent direction
+    projected onto the constraints instead (scaled to ``max_step``).  ``measure(q, g)``: the
+    convergence measure compared with ``tol``; ``fix``: the advice the errors give.
     """
     E, g = energy_gradient(q)
     f = np.flatnonzero(free)
@@ -835,6 +839,26 @@ def _newton(energy_gradient: Callable, hessian: Callable, q: np.ndarray, free: n
         if GGt is None:
             return -v
         return -(v - Gf.T @ GGt.solve(np.asarray(Gf @ v)))
+
+    def search(step, q, E, g, gm):
+        """Backtracking along ``step`` (capped at max_step); None if it is no descent direction or fails."""
+        big = float(np.max(np.abs(step), initial=0.0))
+        if big > max_step:
+            step = step * (max_step / big)
+        slope = float(g[f] @ step)
+        if not slope < 0:
+            return None
+        t = 1.0
+        for _ in range(30):
+            trial = q.copy()
+            trial[f] += t * step
+            E_new, g_new = energy_gradient(trial)
+            if np.isfinite(E_new) and (E_new - E <= 1e-4 * t * slope
+                                       or (abs(E_new - E) <= 1e-12 * abs(E) and measure(trial, g_new) < gm)):
+                return trial, E_new, g_new
+            t *= 0.5
+        return None
+
     for it in range(int(max_iterations)):
         gm = measure(q, g)
         if gm <= tol:
@@ -849,33 +873,28 @@ def _newton(energy_gradient: Callable, hessian: Callable, q: np.ndarray, free: n
             step = spla.splu(K).solve(rhs)[: f.size]
         except RuntimeError as exc:
             raise CalculationError("the Newton system is singular", reason=str(exc),
-                                   fix="fix enough atoms or nodes to remove rigid motions, or use method='lbfgs'"
-                                   ) from exc
-        slope = float(g[f] @ step)
-        if slope >= 0:                  # Hessian indefinite here: steepest feasible descent instead
-            step = descent(g[f])
-            slope = float(g[f] @ step)
-        t = 1.0
-        for _ in range(40):
-            trial = q.copy()
-            trial[f] += t * step
-            E_new, g_new = energy_gradient(trial)
-            if np.isfinite(E_new) and (E_new - E <= 1e-4 * t * slope
-                                       or (abs(E_new - E) <= 1e-12 * abs(E) and measure(trial, g_new) < gm)):
-                break
-            t *= 0.5
-        else:
+                                   fix="fix enough atoms or nodes to remove rigid motions; " + fix) from exc
+
+        found = search(step, q, E, g, gm)
+        if found is None:             # not a descent direction, or no decrease along it
+            sd = descent(g[f])
+            found = search(sd * (max_step / max(float(np.max(np.abs(sd), initial=0.0)), 1e-300)), q, E, g, gm)
+        if found is None and gm <= 10 * tol:
+            return q, it, E               # round-off: no step can lower the energy any more
+        if found is None:
             raise CalculationError("the Newton line search found no decrease", reason=f"gradient {gm:.3g}",
-                                   fix="start closer to the minimum, or use method='lbfgs'")
+                                   fix="start closer to the minimum; " + fix)
+        trial, E_new, g_new = found
         q, E, g = trial, E_new, g_new
     if measure(q, g) <= tol:
         return q, int(max_iterations), E
     raise CalculationError(f"Newton did not converge in {max_iterations} iterations (gradient {measure(q, g):.3g})",
-                           reason="too many iterations", fix="raise max_iterations or start from an affine guess")
+                           reason="too many iterations",
+                           fix="raise max_iterations or start from an affine guess; " + fix)
 
 
 def relax_lattice(lattice: BondedLattice, pot: PairPotential, x0: np.ndarray, fixed: np.ndarray, *,
-                  weights: np.ndarray | None = None, gtol: float = 1e-10, max_iterations: int = 50
+                  weights: np.ndarray | None = None, gtol: float = 1e-9, max_iterations: int = 50
                   ) -> dict[str, Any]:
     """Fully atomistic statics: minimise ``sum_b w_b phi`` over the atoms not ``fixed`` (Newton).
 
@@ -900,7 +919,8 @@ def relax_lattice(lattice: BondedLattice, pot: PairPotential, x0: np.ndarray, fi
     free = np.repeat(~fx, d)
     q, iters, E = _newton(energy_gradient, lambda q: _lattice_hessian(lattice, pot, q.reshape(-1, d), w),
                           x0.ravel().copy(), free, None, lambda q, g: float(np.max(np.abs(g[free]), initial=0.0)),
-                          gtol * scale, max_iterations)
+                          gtol * scale, max_iterations, max_step=0.25 * lattice.a,
+                          fix="or start from positions nearer the minimum (the affine map of the load)")
     g = energy_gradient(q)[1]
     return {"x": q.reshape(-1, d), "energy": E, "iterations": iters,
             "gradient": float(np.max(np.abs(g[free]), initial=0.0))}

@@ -89,7 +89,7 @@ def _patch_2d(matching: bool) -> dict[str, Any]:
         return {"hs": s["hs"], "pot": s["pot"], "weight": s["weight"], "fixed_nodes": s["outer_nodes"]}
     from bridge_adapters.dolfinx.handshake import p1_mesh, plate_with_hole
 
-    base = plate_setup(32, "atomwise", with_dolfinx=False, full=False)
+    base = plate_setup(32, full=False, coupled=False)
     a, pot, weight = base["a"], base["pot"], base["weight"]
     L = 30 * a
     mesh, _ = p1_mesh(plate_with_hole((-L, -L), (L, L), (20, 20), (0.0, 0.0), R_HOLE * a))

@@ -12,15 +12,18 @@ at 18 a; a DOLFINx triangle mesh whose vertices are lattice sites (every second 
 then cells growing to 32 a at the edge, nested sub-lattices), with a hole of radius 8 a (the
 mesh starts 4 a -- more than one cutoff -- inside the region of weight 1); atomwise constraints;
 the atoms' energy and forces from OpenMM (Reference platform, double precision: Newton runs to
-1e-10 of the bond force), the Hessian from NumPy.  The fully atomistic plate is relaxed in NumPy,
+1e-9 of the bond force), the Hessian from NumPy.  The fully atomistic plate is relaxed in NumPy,
 an evaluation independent of OpenMM.
 
-- ``handshake_plate``: the atoms' positions against the same sites of the fully atomistic
-  plate.  Checks (DESIGN.md §6 / issue): the largest difference is within 1 % of the largest
-  displacement in the plate, with at least 10x fewer degrees of freedom.  Metric: the worse of
-  (error / 1 % of the max displacement) and (10 / dof ratio); passes at <= 1.  Details also give
-  the error against the void's own displacement field (``u - (F - I) X``: the part the coupling
-  has to get right), the wall times of both solves and, in the full run, the L2-constraint model.
+- ``handshake_plate``: the atoms' positions and the mesh nodes' (lattice sites) against the same
+  sites of the fully atomistic plate.  Checks (issue, validation 4): the largest difference is
+  within 1 % of the largest displacement in the plate, with at least 10x fewer degrees of
+  freedom.  Because the largest displacement is the imposed stretch at the plate's edge (and grows
+  with the plate), the case also asks for the error to stay within 5 % of the void's own
+  displacement field ``u - (F - I) X`` (the part the coupling has to get right; the P1 mesh of 2 a
+  around the core leaves ~2 %).  Metric: the worst of error / (1 % of the max displacement),
+  error / (5 % of the max void displacement) and 10 / dof ratio; passes at <= 1.  Details give
+  the wall times of both solves and, in the full run, the L2-constraint model.
 """
 from __future__ import annotations
 
@@ -53,8 +56,9 @@ def plate_step(P: np.ndarray, a: float) -> np.ndarray:
 
 
 def plate_setup(n: int = PLATE_N, constraint: str = "atomwise", with_dolfinx: bool = True,
-                full: bool = True) -> dict[str, Any]:
-    """Potential, sites, the coupled :class:`~bridge.handshake.Handshake` and (``full``) the atomistic plate."""
+                full: bool = True, coupled: bool = True) -> dict[str, Any]:
+    """Potential, the coupled model (``coupled``: mesh and :class:`~bridge.handshake.Handshake`) and
+    (``full``) the fully atomistic plate with its fixed edge atoms."""
     fam = H.lattice_families("triangular", SHELLS)
     pot = PairPotential.lennard_jones(SIGMA, EPSILON, 10 * SIGMA)
     a = H.equilibrium_spacing(pot, fam, 2 ** (1 / 6) * SIGMA)
@@ -65,26 +69,25 @@ def plate_setup(n: int = PLATE_N, constraint: str = "atomwise", with_dolfinx: bo
     def weight(P):
         return switch(np.linalg.norm(np.asarray(P), axis=1) - R_IN * a)
 
-    nodes, cells = H.lattice_mesh(X, ij, lambda P: plate_step(P, a),
-                                  hole=lambda C: np.linalg.norm(C, axis=1) < R_HOLE * a)
-    V = None
-    if with_dolfinx:
-        from bridge_adapters.dolfinx.handshake import p1_mesh, triangle_mesh
+    out = {"pot": pot, "a": a, "n": n, "weight": weight, "F": np.array([[1.0 + STRAIN, 0.0], [0.0, 1.0]])}
+    if coupled:
+        nodes, cells = H.lattice_mesh(X, ij, lambda P: plate_step(P, a),
+                                      hole=lambda C: np.linalg.norm(C, axis=1) < R_HOLE * a)
+        V = None
+        if with_dolfinx:
+            from bridge_adapters.dolfinx.handshake import p1_mesh, triangle_mesh
 
-        mesh, V = p1_mesh(triangle_mesh(nodes, cells))
-    else:
-        mesh = H.P1Mesh(nodes, cells)
-    lattice = H.BondedLattice.build(X, fam, a)
-    atoms = lattice.subset((weight(X) > 0) & (r > R_VOID))
-    hs = H.Handshake(atoms, pot, mesh, weight, constraint=constraint)
-    bn = mesh.boundary_nodes()
-    outer = bn[np.linalg.norm(mesh.nodes[bn], axis=1) > 0.5 * n * a]
-    out = {"pot": pot, "a": a, "n": n, "weight": weight, "hs": hs, "mesh": mesh, "V": V, "outer_nodes": outer,
-           "F": np.array([[1.0 + STRAIN, 0.0], [0.0, 1.0]])}
+            mesh, V = p1_mesh(triangle_mesh(nodes, cells))
+        else:
+            mesh = H.P1Mesh(nodes, cells)
+        atoms = H.BondedLattice.build(X[(weight(X) > 0) & (r > R_VOID)], fam, a)
+        hs = H.Handshake(atoms, pot, mesh, weight, constraint=constraint)
+        bn = mesh.boundary_nodes()
+        out.update(hs=hs, mesh=mesh, V=V, outer_nodes=bn[np.linalg.norm(mesh.nodes[bn], axis=1) > 0.5 * n * a])
     if full:
         ring = np.max(np.abs(np.stack([ij[:, 0], ij[:, 1], ij[:, 0] + ij[:, 1]], 1)), 1)
         keep = r > R_VOID
-        out["full"] = lattice.subset(keep)
+        out["full"] = H.BondedLattice.build(X[keep], fam, a)
         out["full_fixed"] = np.flatnonzero(ring[keep] >= n - 1)       # two rows: one cutoff
     return out
 
@@ -108,13 +111,20 @@ def compare(s: dict[str, Any], coupled: dict[str, Any], full: dict[str, Any]) ->
     if d.max() > 1e-9 * a:
         raise AssertionError("coupled atoms are not sites of the atomistic plate")
     err = np.linalg.norm(coupled["x"] - full["x"][idx], axis=1)
+    mesh = s["mesh"]
+    dn, idn = cKDTree(lat.positions).query(mesh.nodes)
+    on_site = dn < 1e-9 * a                          # graded lattice-site meshes: every node
+    err_nodes = np.linalg.norm(mesh.nodes[on_site] + coupled["u"][on_site] - full["x"][idn[on_site]], axis=1)
     u_full = np.linalg.norm(full["x"] - lat.positions, axis=1)
     void = np.linalg.norm(full["x"] - lat.positions @ F.T, axis=1)[idx]
     core = hs.alpha >= 1.0
-    return {"max_error_nm": float(err.max()), "max_error_core_nm": float(err[core].max()),
+    worst = max(float(err.max()), float(err_nodes.max(initial=0.0)))
+    return {"max_error_nm": worst, "max_error_atoms_nm": float(err.max()),
+            "max_error_core_nm": float(err[core].max()), "max_error_nodes_nm": float(err_nodes.max(initial=0.0)),
+            "nodes_compared": int(on_site.sum()),
             "max_displacement_nm": float(u_full.max()), "max_void_displacement_nm": float(void.max()),
-            "error_over_max_displacement": float(err.max() / u_full.max()),
-            "error_over_void_displacement": float(err.max() / void.max()),
+            "error_over_max_displacement": worst / float(u_full.max()),
+            "error_over_void_displacement": worst / float(void.max()),
             "dof_ratio": lat.positions.size / hs.dofs, "coupled_dofs": hs.dofs, "atomistic_dofs": lat.positions.size}
 
 
@@ -142,13 +152,15 @@ def handshake_plate(quick: bool, outdir: Path | None) -> Outcome:
     run = plate_run()
     m = run["summary"]
     ratios = {"error/(1% max displacement)": m["error_over_max_displacement"] / 0.01,
+              "error/(5% max void displacement)": m["error_over_void_displacement"] / 0.05,
               "10/dof_ratio": 10.0 / m["dof_ratio"]}
     details = dict(m, **ratios)
     if not quick:
         l2 = plate_run(constraint="l2")["summary"]
         details["l2_constraint"] = {k: l2[k] for k in ("error_over_max_displacement", "error_over_void_displacement")}
     figures = plate_figure(run, outdir) if outdir is not None else []
-    return Outcome(metric="worst of error / (1 % of max displacement) and 10 / dof ratio (void plate, 2 % strain)",
+    return Outcome(metric="worst of error / 1 % of max displacement, error / 5 % of void displacement, "
+                          "10 / dof ratio (void plate, 2 % strain)",
                    value=max(ratios.values()), reference=0.0, tolerance=1.0, details=details, figures=figures)
 
 
@@ -205,6 +217,7 @@ def plate_figure(run: dict[str, Any], outdir: Path, name: str = "handshake_plate
 
 CASES = [
     Case("handshake_plate", 3, "2-D handshake: LJ triangular plate with a central void under 2 % tension, "
-         "coupled (OpenMM atoms, DOLFINx mesh on lattice sites) vs fully atomistic: error <= 1 % of max displacement with "
-         ">= 10x fewer dofs.", handshake_plate, engines=("openmm", "dolfinx")),
+         "coupled (OpenMM atoms, DOLFINx mesh on lattice sites) vs fully atomistic: error <= 1 % of max displacement "
+         "(and <= 5 % of the void's displacement) with >= 10x fewer dofs.", handshake_plate,
+         engines=("openmm", "dolfinx")),
 ]
