@@ -24,7 +24,7 @@ BENCHMARKS = "multiscale_bridge.benchmarks"
 
 #: Built-in engines: name -> (pip extra that installs it, distribution whose version is reported).
 BUILTIN_ENGINES = {"openmm": ("openmm", "openmm"), "dolfinx": ("dolfinx", "dolfinx-solver-real"),
-                   "pyscf": ("pyscf", "pyscf"), "ase": ("ase", "ase")}
+                   "pyscf": ("pyscf", "pyscf"), "ase": ("ase", "ase"), "kmc": ("kmc", "numba")}
 #: pip extra of each built-in engine, for the "install X" message.
 EXTRAS = {name: extra for name, (extra, _) in BUILTIN_ENGINES.items()}
 

@@ -20,13 +20,16 @@ _checked = False
 
 
 def require() -> None:
-    """Import ``dolfinx_solver`` (when installed), ``dolfinx`` and ``petsc4py``, in that order.
+    """Import ``h5py``, ``dolfinx_solver`` (when installed), ``dolfinx`` and ``petsc4py``, in that order.
 
     Raises :class:`EngineNotAvailable` (an ``ImportError``) naming the pip extra ``dolfinx``.
     """
     global _checked
     if _checked:
         return
+    # h5py's own HDF5 must be loaded before the wheel's: with numba installed (the kmc extra),
+    # DOLFINx imports numba while it loads, and h5py imported after that fails ("Not a datatype")
+    importlib.import_module("h5py")
     try:
         importlib.import_module("dolfinx_solver")
     except ModuleNotFoundError as exc:

@@ -1,0 +1,67 @@
+"""Unit tests of the object KMC engine (bridge_adapters.kmc): reactions, sinks, ledger, rates."""
+import numpy as np
+import pytest
+
+from bridge.errors import SetupError
+
+kmc = pytest.importorskip("bridge_adapters.kmc", reason="the kmc extra (numba) is part of the default install")
+ObjectKMC, MigrationTable = kmc.ObjectKMC, kmc.MigrationTable
+
+
+def test_overlapping_objects_react_at_the_hand_off():
+    L = np.full(3, 10.0)
+    P = np.array([[5, 5, 5], [5.3, 5, 5], [1, 1, 1], [1.2, 1, 1], [1.1, 1.3, 1]])
+    k = ObjectKMC(L, P, np.array([1, -1, 1, 1, 1]))
+    c = k.counts()
+    assert c["annihilated"] == 1 and c["vacancies"] == 3 and c["interstitials"] == 0
+    assert k.objects()[1].tolist() == [3]                               # V + V + V -> V3
+    assert k.balance()["balance"] == 3
+
+
+def test_free_surfaces_absorb_and_the_ledger_balances():
+    L = np.array([20.0, 20.0, 3.0])
+    rng = np.random.default_rng(0)
+    n = 200
+    P = rng.random((n, 3)) * L
+    k = ObjectKMC(L, P, np.where(np.arange(n) % 3 == 0, 1, -1), periodic=(True, True, False), seed=3)
+    for T in (150.0, 300.0, 600.0):
+        k.run(T, 10.0)
+        k.balance()
+    c = k.counts()
+    assert c["absorbed_i"] > 0 and c["absorbed_v"] > 0
+    assert c["vacancies"] - c["interstitials"] + c["absorbed_v"] - c["absorbed_i"] == n // 3 + 1 - (n - n // 3 - 1)
+
+
+def test_rates_and_hops():
+    table = MigrationTable({-1: 0.34})
+    sizes, rates = table.rates(200.0)
+    assert sizes.tolist() == [-1] and rates[0] == pytest.approx(1e13 * np.exp(-0.34 / (8.617333262e-5 * 200)))
+    k = ObjectKMC(np.full(3, 30.0), np.full((1, 3), 15.0), np.array([-1]), migration=table, seed=1)
+    t = 2000 / rates[0]
+    ev = k.run(200.0, t)
+    assert abs(ev - 2000) < 5 * np.sqrt(2000)                          # Poisson number of hops
+    d = k.displacements()[0] / (k.lam / np.sqrt(3))                   # in units of the <111> hop components
+    assert np.allclose(d, np.round(d), atol=1e-6)                      # a sum of <111> hops
+    assert np.all(np.round(d) % 2 == ev % 2)                           # each hop moves every axis by +-1
+    immobile = ObjectKMC(np.full(3, 30.0), np.full((1, 3), 15.0), np.array([5]))
+    assert immobile.run(600.0, 1e6) == 0 and immobile.time == pytest.approx(1e6)
+
+
+def test_same_seed_same_history():
+    L = np.full(3, 15.0)
+    P = np.random.default_rng(4).random((300, 3)) * L
+    S = np.where(np.arange(300) % 2 == 0, 1, -1)
+    a, b = ObjectKMC(L, P, S, seed=9), ObjectKMC(L, P, S, seed=9)
+    a.run(200.0, 5.0)
+    b.run(200.0, 5.0)
+    assert a.counts() == b.counts() and np.array_equal(a.objects()[1], b.objects()[1])
+
+
+def test_bad_input_is_refused():
+    L = np.full(3, 10.0)
+    with pytest.raises(SetupError, match="nonzero integers"):
+        ObjectKMC(L, np.zeros((1, 3)), np.array([0]))
+    with pytest.raises(SetupError, match="outside the box"):
+        ObjectKMC(L, np.array([[1.0, 1.0, 11.0]]), np.array([1]), periodic=(True, True, False))
+    with pytest.raises(SetupError, match="temperature"):
+        ObjectKMC(L, np.zeros((1, 3)), np.array([1])).run(-5.0, 1.0)
