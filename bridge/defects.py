@@ -9,6 +9,7 @@
 - :func:`defect_clusters` -- clusters of like defects by connectivity (a cutoff, periodic).
 - :func:`kmc_objects` -- the hand-off: one KMC object per cluster, at its periodic centroid,
   with signed size (+n vacancies, -n interstitials).
+- :class:`CascadeLibrary` -- cascades reused with random cubic symmetry operations (MMonCa style).
 - :func:`nrt_dpa`, :func:`arc_dpa` -- the Norgett–Robinson–Torrens and athermal-recombination-
   corrected (Nordlund et al. 2018) numbers of Frenkel pairs for a damage energy.
 
@@ -26,7 +27,8 @@ from scipy.spatial import cKDTree
 
 from .errors import SetupError
 
-__all__ = ["bcc_sites", "wigner_seitz", "WignerSeitz", "defect_clusters", "kmc_objects", "nrt_dpa", "arc_dpa"]
+__all__ = ["bcc_sites", "wigner_seitz", "WignerSeitz", "defect_clusters", "kmc_objects", "nrt_dpa", "arc_dpa",
+           "cubic_symmetry", "Cascade", "CascadeLibrary"]
 
 
 def bcc_sites(a: float, cells) -> np.ndarray:
@@ -152,3 +154,62 @@ def arc_dpa(damage_energy: float, displacement_energy: float = 40.0, b: float = 
     if T < 2 * Ed / 0.8:
         return n
     return n * ((1 - c) / (2 * Ed / 0.8) ** b * T ** b + c)
+
+
+def cubic_symmetry() -> np.ndarray:
+    """(48, 3, 3) the point-group operations of a cubic crystal (signed permutation matrices)."""
+    from itertools import permutations, product
+
+    ops = []
+    for perm in permutations(range(3)):
+        for signs in product((1, -1), repeat=3):
+            M = np.zeros((3, 3))
+            for row, (col, sg) in enumerate(zip(perm, signs)):
+                M[row, col] = sg
+            ops.append(M)
+    return np.array(ops)
+
+
+@dataclass
+class Cascade:
+    """One cascade's surviving defects: ``positions`` (k, 3) nm relative to its centre, signed
+    ``sizes`` (k,), and the ``damage_energy`` (eV) that made it (for the NRT dose)."""
+
+    positions: np.ndarray
+    sizes: np.ndarray
+    damage_energy: float
+
+
+class CascadeLibrary:
+    """Cascades to be reused MMonCa style: each draw is one of them, turned by a random cubic
+    symmetry operation (the crystal's, so the defects stay on a consistent lattice).
+
+    ``displacement_energy`` (eV) sets each cascade's NRT count, which the dose (dpa) counts.
+    """
+
+    def __init__(self, cascades, displacement_energy: float = 40.0):
+        self.cascades = list(cascades)
+        if not self.cascades:
+            raise SetupError("the cascade library is empty", fix="add at least one Cascade")
+        for c in self.cascades:
+            P, n = np.asarray(c.positions, float).reshape(-1, 3), np.asarray(c.sizes).reshape(-1)
+            if len(P) != len(n) or not np.all(np.isfinite(P)) or int(n.sum()) != 0 or not c.damage_energy > 0:
+                raise SetupError("each cascade needs finite positions, one size each, as many vacancies as "
+                                 "interstitials and a positive damage energy",
+                                 fix="build cascades from a Wigner–Seitz hand-off of a closed box")
+        self.nrt = np.array([nrt_dpa(c.damage_energy, displacement_energy) for c in self.cascades])
+        if not np.all(self.nrt > 0):
+            raise SetupError("a cascade's damage energy is below the displacement energy",
+                             fix="use damage energies above E_d (40 eV for Fe)")
+        self._ops = cubic_symmetry()
+
+    def draw(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, float]:
+        """(positions (k, 3) nm about the origin, sizes (k,), NRT displacements) of a random cascade."""
+        c = self.cascades[int(rng.integers(len(self.cascades)))]
+        op = self._ops[int(rng.integers(len(self._ops)))]
+        i = self.cascades.index(c)
+        return np.asarray(c.positions, float) @ op.T, np.asarray(c.sizes, np.int64).copy(), float(self.nrt[i])
+
+    @property
+    def mean_nrt(self) -> float:
+        return float(self.nrt.mean())

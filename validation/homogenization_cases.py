@@ -238,6 +238,9 @@ SAMPLE = np.array([[x, y] for x in np.linspace(0.5, 4.0, 8) for y in (0.0, 0.5, 
 def fe2_cantilever(n: tuple[int, int] = (16, 4), h: float = 0.1, comm=None) -> dict:
     """FE² cantilever with linear RVE micro models and the single-scale twin; displacement at
     :data:`SAMPLE` points from both, on ``comm`` (default COMM_WORLD)."""
+    from bridge_adapters.dolfinx import require
+
+    require()                       # MPI and h5py before DOLFINx (the wheel's import order)
     import dolfinx
     import dolfinx.fem.petsc
     import ufl
@@ -337,7 +340,9 @@ def main(argv=None) -> None:
     parser.add_argument("--ny", type=int, default=4)
     parser.add_argument("--json", type=Path, required=True)
     args = parser.parse_args(argv)
-    import dolfinx_solver  # noqa: F401  (orders MPI before dolfinx where the wheel is used)
+    from bridge_adapters.dolfinx import require
+
+    require()                       # MPI and h5py before DOLFINx (the wheel's import order)
     from mpi4py import MPI
 
     result = fe2_cantilever((args.nx, args.ny))

@@ -266,6 +266,29 @@ def _setup(m, pos, size, L, periodic, nc, head, nxt, prv, cell, mob, members, co
 
 
 @numba.njit(cache=True)
+def _insert(Pn, nn, pos, disp, size, L, periodic, nc, head, nxt, prv, cell, mob, members, count, slot, big, nbig,
+            bslot, big_size, r1, free, nfree, ledger, capacity):
+    """Put new objects into free slots (the caller made room), then react them."""
+    k = nn.size
+    new = np.empty(k, np.int64)
+    for q in range(k):
+        nfree[0] -= 1
+        i = free[nfree[0]]
+        new[q] = i
+        for c in range(3):
+            pos[i, c] = Pn[q, c]
+            disp[i, c] = 0.0
+        size[i] = nn[q]
+        _attach(i, pos, size, L, nc, head, nxt, prv, cell, mob, members, count, slot, big, nbig, bslot, big_size)
+    if r1 > 0.0:
+        for q in range(k):
+            i = new[q]
+            if size[i] != 0:
+                _react(i, pos, size, L, periodic, nc, head, nxt, prv, cell, mob, members, count, slot, big, nbig,
+                       bslot, big_size, r1, free, nfree, ledger, capacity)
+
+
+@numba.njit(cache=True)
 def _run(rng, t, t_end, max_events, pos, disp, size, L, periodic, nc, head, nxt, prv, cell, mob, rate, members, count,
          slot, big, nbig, bslot, big_size, r1, lam, dirs, free, nfree, ledger, capacity):
     """Events until ``t_end`` (s) or ``max_events``; returns (time, events)."""
@@ -371,14 +394,29 @@ class ObjectKMC:
         self.r1, self.big_size = float(capture_radius), int(big_size)
         edge = 2.0 * self.r1 * self.big_size ** (1.0 / 3.0)
         self.nc = np.array([1 if edge <= 0 else int(min(max(np.floor(l / edge), 1), 128)) for l in L], np.int64)
+        #: reactions, Frenkel pairs annihilated, vacancies absorbed, interstitials absorbed
+        self.ledger = np.zeros(4, np.int64)
+        self.time = 0.0
+        self.events = 0
+        self.cascades = 0
+        self.dose = 0.0
+        self._dirs = _DIRS.copy()
+        self.rng = np.random.default_rng(int(seed))
+        self._initial = int(n.sum()) if n.size else 0
+        self._allocate(P, n.astype(np.int64), len(P) + 8)
+
+    def _allocate(self, P: np.ndarray, n: np.ndarray, C: int) -> None:
+        """(Re)build every array for the objects ``P``, ``n`` with room for ``C`` and react overlaps."""
         m = len(P)
-        C = m + 8
         self.capacity = C
+        disp = np.zeros((C, 3))
+        if hasattr(self, "disp"):                     # growing: P are the live objects, in order
+            disp[:m] = self.disp[self.alive]
+        self.disp = disp
         self.pos = np.zeros((C, 3))
         self.pos[:m] = P
-        self.disp = np.zeros((C, 3))
         self.size = np.zeros(C, np.int64)
-        self.size[:m] = n.astype(np.int64)
+        self.size[:m] = n
         self.head = -np.ones(int(np.prod(self.nc)), np.int64)
         self.nxt = -np.ones(C, np.int64)
         self.prv = -np.ones(C, np.int64)
@@ -392,16 +430,36 @@ class ObjectKMC:
         self.free = np.zeros(C, np.int64)
         self.free[: C - m] = np.arange(C - 1, m - 1, -1)
         self.nfree = np.array([C - m], np.int64)
-        #: reactions, Frenkel pairs annihilated, vacancies absorbed, interstitials absorbed
-        self.ledger = np.zeros(4, np.int64)
-        self.time = 0.0
-        self.events = 0
-        self._dirs = _DIRS.copy()
-        self.rng = np.random.default_rng(int(seed))
-        self._initial = int(self.size.sum())
         _setup(m, self.pos, self.size, self.L, self.periodic, self.nc, self.head, self.nxt, self.prv, self.cell,
                self.mob, self.members, self.count, self.slot, self.big, self.nbig, self.bslot, self.big_size,
                self.r1, self.free, self.nfree, self.ledger, self.capacity)
+
+    def add_objects(self, positions, sizes) -> None:
+        """Insert objects (e.g. a cascade's defects); they react with what they overlap at once.
+
+        ``positions`` (k, 3) nm are wrapped on periodic axes; on a non-periodic axis an object
+        outside the box is refused.  The V - I ledger grows by the inserted ``sum(sizes)``.
+        """
+        P = np.asarray(positions, float).reshape(-1, 3)
+        n = np.asarray(sizes).reshape(-1)
+        if len(P) != len(n) or not np.all(np.isfinite(P)) or (n.size and (
+                not np.issubdtype(n.dtype, np.integer) or np.any(n == 0))):
+            raise SetupError("need finite positions (k, 3) nm and as many nonzero integer sizes",
+                             fix="pass the defects of one cascade, e.g. from bridge.defects.kmc_objects")
+        P = P.copy()
+        per = self.periodic
+        P[:, per] -= self.L[per] * np.floor(P[:, per] / self.L[per])
+        if np.any((P[:, ~per] < 0) | (P[:, ~per] >= self.L[~per])):
+            raise SetupError("inserted objects lie outside the box on a non-periodic axis",
+                             fix="place cascades inside the box (or clip them to it)")
+        self._initial += int(n.sum())
+        if self.nfree[0] < len(n):                    # grow: double the room
+            a = self.alive
+            self._allocate(self.pos[a], self.size[a], max(2 * (a.size + len(n)), a.size + len(n) + 8))
+        _insert(np.ascontiguousarray(P), n.astype(np.int64), self.pos, self.disp, self.size, self.L, self.periodic,
+                self.nc, self.head, self.nxt, self.prv, self.cell, self.mob, self.members, self.count, self.slot,
+                self.big, self.nbig, self.bslot, self.big_size, self.r1, self.free, self.nfree, self.ledger,
+                self.capacity)
 
     # -- running ---------------------------------------------------------------------------
     def run(self, temperature: float, duration: float, max_events: int | None = None) -> int:
@@ -422,6 +480,50 @@ class ObjectKMC:
                 break
         self.events += done
         return done
+
+    def irradiate(self, library: Any, dose_rate: float, temperature: float, duration: float, *,
+                  atom_density: float | None = None, progress: bool = False) -> dict[str, float]:
+        """Evolve under a dose rate: cascades from ``library`` arrive as a Poisson process.
+
+        ``library``: a :class:`bridge.defects.CascadeLibrary`; ``dose_rate`` dpa/s (NRT);
+        ``atom_density`` atoms/nm^3 (default BCC, ``2 / a^3``).  Cascades arrive at the rate
+        ``dose_rate N_atoms / <NRT>``, each at a uniformly random place, turned by a random cubic
+        symmetry operation; between arrivals the KMC runs at ``temperature``.  Returns the
+        cascades inserted and the dose (dpa) they carried during this call.
+        """
+        from tqdm import tqdm
+
+        from bridge.log import progress_enabled
+
+        if not (np.isfinite(dose_rate) and dose_rate > 0 and np.isfinite(duration) and duration >= 0):
+            raise SetupError("dose_rate must be > 0 dpa/s and duration >= 0 s", fix="e.g. 1e-6 dpa/s for 100 s")
+        a = self.lam * 2.0 / np.sqrt(3.0)
+        rho = 2.0 / a ** 3 if atom_density is None else float(atom_density)
+        atoms = rho * float(np.prod(self.L))
+        rate = dose_rate * atoms / library.mean_nrt
+        t_end = self.time + float(duration)
+        inserted, dose = 0, 0.0
+        with tqdm(desc="irradiation", unit="cascade", disable=not progress_enabled(progress), leave=False) as pb:
+            while True:
+                t_next = self.time + self.rng.exponential(1.0 / rate)
+                if t_next >= t_end:
+                    self.run(temperature, t_end - self.time)
+                    break
+                self.run(temperature, t_next - self.time)
+                P, n, nrt = library.draw(self.rng)
+                P = P + self.rng.random(3) * self.L
+                keep = np.all((P[:, ~self.periodic] >= 0) & (P[:, ~self.periodic] < self.L[~self.periodic]), axis=1)
+                self.add_objects(P[keep], n[keep])           # a defect beyond a free surface is lost there
+                self._initial += int(n[~keep].sum())            # ... and counted as absorbed there
+                self.ledger[2] += int(n[~keep & (n > 0)].sum())
+                self.ledger[3] += int(-n[~keep & (n < 0)].sum())
+                inserted += 1
+                dose += nrt / atoms
+                pb.update(1)
+        self.cascades += inserted
+        self.dose += dose
+        self.balance()
+        return {"cascades": inserted, "dose_dpa": dose, "atoms": atoms, "cascade_rate_per_s": rate}
 
     def anneal(self, schedule, progress: bool = False) -> dict[str, np.ndarray]:
         """Isochronal annealing: ``schedule`` [(T K, hold s), ...]; state recorded after each hold.

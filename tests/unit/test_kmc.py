@@ -65,3 +65,31 @@ def test_bad_input_is_refused():
         ObjectKMC(L, np.array([[1.0, 1.0, 11.0]]), np.array([1]), periodic=(True, True, False))
     with pytest.raises(SetupError, match="temperature"):
         ObjectKMC(L, np.zeros((1, 3)), np.array([1])).run(-5.0, 1.0)
+
+
+def test_irradiation_inserts_cascades_at_the_dose_rate_and_keeps_the_ledger():
+    from bridge.defects import Cascade, CascadeLibrary, cubic_symmetry
+
+    ops = cubic_symmetry()
+    assert ops.shape == (48, 3, 3) and np.allclose(np.einsum("kij,kil->kjl", ops, ops), np.eye(3))
+    rng = np.random.default_rng(7)
+    P = rng.normal(scale=0.8, size=(20, 3))
+    lib = CascadeLibrary([Cascade(P, np.repeat([1, -1], 10), 1000.0)])          # NRT 10 per cascade
+    k = ObjectKMC(np.full(3, 25.0), np.zeros((0, 3)), np.zeros(0, np.int64), periodic=(True, True, False), seed=5)
+    out = k.irradiate(lib, 2e-4, 300.0, 50.0)
+    expected = out["cascade_rate_per_s"] * 50.0
+    assert abs(out["cascades"] - expected) < 5 * np.sqrt(expected)
+    assert out["dose_dpa"] == pytest.approx(out["cascades"] * 10 / out["atoms"])
+    assert k.balance()["balance"] == 0 and k.counts()["annihilated"] > 0
+    with pytest.raises(SetupError, match="as many vacancies"):
+        CascadeLibrary([Cascade(P, np.ones(20, int), 1000.0)])
+
+
+def test_adding_objects_beyond_capacity_keeps_state():
+    L = np.full(3, 50.0)
+    k = ObjectKMC(L, np.array([[1.0, 1.0, 1.0]]), np.array([5]))
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        k.add_objects(rng.random((40, 3)) * L, np.full(40, 7))          # immobile, far apart on average
+    pos, size = k.objects()
+    assert size.sum() == 5 + 200 * 7 and k.balance()["balance"] == 5 + 1400
