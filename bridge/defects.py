@@ -53,6 +53,7 @@ def _box(box, periodic, *arrays):
             raise SetupError("positions contain NaN or inf", fix="pass finite positions in nm")
         A = A.copy()
         A[:, per] -= L[per] * np.floor(A[:, per] / L[per])
+        A[:, per] = np.where(A[:, per] >= L[per], 0.0, A[:, per])      # -1e-17 wraps to L in floating point
         out.append(A)
     return L, per, out
 
@@ -93,7 +94,11 @@ def wigner_seitz(reference, positions, box, periodic=(True, True, True)) -> Wign
 
 
 def defect_clusters(points, box, cutoff: float, periodic=(True, True, True)) -> np.ndarray:
-    """(k,) cluster label of each point: points closer than ``cutoff`` nm are connected."""
+    """(k,) cluster label of each point: points within ``cutoff`` nm are connected.
+
+    For BCC defects take a cutoff between the second- and third-neighbour distances (``a`` and
+    ``a sqrt(2)``), e.g. ``1.1 a``: not exactly ``a``, where rounding decides.
+    """
     L, per, (P,) = _box(box, periodic, points)
     if not cutoff > 0:
         raise SetupError(f"cutoff must be positive, got {cutoff}", fix="e.g. the second-neighbour distance")
@@ -104,11 +109,23 @@ def defect_clusters(points, box, cutoff: float, periodic=(True, True, True)) -> 
     return connected_components(g, directed=False)[1].astype(np.int64)
 
 
-def _centroid(P, L, per):
-    d = P - P[0]
-    d[:, per] -= L[per] * np.round(d[:, per] / L[per])
-    c = P[0] + d.mean(0)
+def _centroid(P, L, per, cutoff):
+    """Centroid of one connected cluster, unwrapped along its bonds (it may span more than L / 2)."""
+    from scipy.sparse.csgraph import breadth_first_order
+
+    if len(P) == 1:
+        return P[0].copy()
+    pairs = _tree(P, L, per).query_pairs(cutoff, output_type="ndarray")
+    g = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(len(P), len(P)))
+    order, pred = breadth_first_order(g, 0, directed=False)
+    U = P.copy()
+    for i in order[1:]:
+        d = P[i] - P[pred[i]]
+        d[per] -= L[per] * np.round(d[per] / L[per])
+        U[i] = U[pred[i]] + d
+    c = U.mean(0)
     c[per] -= L[per] * np.floor(c[per] / L[per])
+    c[per] = np.where(c[per] >= L[per], 0.0, c[per])
     return c
 
 
@@ -128,7 +145,7 @@ def kmc_objects(vacancies, interstitials, box, cutoff: float, periodic=(True, Tr
         lab = defect_clusters(P, L, cutoff, per)
         for c in range(lab.max() + 1):
             members = P[lab == c]
-            out_p.append(_centroid(members, L, per))
+            out_p.append(_centroid(members, L, per, cutoff))
             out_s.append(sign * len(members))
     if not out_p:
         return np.zeros((0, 3)), np.zeros(0, np.int64)
@@ -193,9 +210,10 @@ class CascadeLibrary:
             raise SetupError("the cascade library is empty", fix="add at least one Cascade")
         for c in self.cascades:
             P, n = np.asarray(c.positions, float).reshape(-1, 3), np.asarray(c.sizes).reshape(-1)
-            if len(P) != len(n) or not np.all(np.isfinite(P)) or int(n.sum()) != 0 or not c.damage_energy > 0:
-                raise SetupError("each cascade needs finite positions, one size each, as many vacancies as "
-                                 "interstitials and a positive damage energy",
+            if (len(P) != len(n) or not np.all(np.isfinite(P)) or not np.issubdtype(n.dtype, np.integer)
+                    or np.any(n == 0) or int(n.sum()) != 0 or not c.damage_energy > 0):
+                raise SetupError("each cascade needs finite positions, one nonzero integer size each, as many "
+                                 "vacancies as interstitials and a positive damage energy",
                                  fix="build cascades from a Wigner–Seitz hand-off of a closed box")
         self.nrt = np.array([nrt_dpa(c.damage_energy, displacement_energy) for c in self.cascades])
         if not np.all(self.nrt > 0):
@@ -205,9 +223,9 @@ class CascadeLibrary:
 
     def draw(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, float]:
         """(positions (k, 3) nm about the origin, sizes (k,), NRT displacements) of a random cascade."""
-        c = self.cascades[int(rng.integers(len(self.cascades)))]
+        i = int(rng.integers(len(self.cascades)))
+        c = self.cascades[i]
         op = self._ops[int(rng.integers(len(self._ops)))]
-        i = self.cascades.index(c)
         return np.asarray(c.positions, float) @ op.T, np.asarray(c.sizes, np.int64).copy(), float(self.nrt[i])
 
     @property

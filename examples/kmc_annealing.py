@@ -2,7 +2,7 @@
 
 The atomistic snapshot is a BCC Fe crystal in which random atoms were knocked to random places
 (the stand-in for the end of a cascade's cool-down).  Wigner–Seitz analysis against the perfect
-lattice finds the vacancies and interstitials, like defects within the second-neighbour
+lattice finds the vacancies and interstitials, like defects up to the second-neighbour
 distance are clustered, and only those objects go to the KMC (vacancy 0.67 eV, interstitial
 0.34 eV, di-interstitial 0.42 eV).  The KMC then anneals them isochronally (300 s per step) from
 60 K to 400 K: interstitials recover in stage I, vacancies in stage III, at the temperatures
@@ -30,14 +30,14 @@ from bridge_validation.kmc_cases import A_FE, E_I, E_V, damaged_crystal, predict
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a smaller crystal and 20 K steps")
+    parser.add_argument("--quick", action="store_true", help="a smaller crystal and 10 K steps")
     parser.add_argument("--out", type=Path, default=Path("kmc_annealing"))
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
 
     cells, displaced, step = (32, 300, 10.0) if args.quick else (60, 2000, 5.0)
     d = damaged_crystal(cells, displaced, seed=21)
-    P, S = kmc_objects(d["vacancies"], d["interstitials"], d["box"], cutoff=A_FE)
+    P, S = kmc_objects(d["vacancies"], d["interstitials"], d["box"], cutoff=1.1 * A_FE)
     print(f"{len(d['sites'])} sites: {len(d['vacancies'])} vacancies and {len(d['interstitials'])} interstitials "
           f"-> {len(S)} KMC objects (largest cluster {np.abs(S).max()})")
     k = ObjectKMC(d["box"], P, S, seed=5)

@@ -320,6 +320,8 @@ def _run(rng, t, t_end, max_events, pos, disp, size, L, periodic, nc, head, nxt,
             disp[i, k] += lam * d[k]
             if periodic[k]:
                 pos[i, k] -= L[k] * np.floor(pos[i, k] / L[k])
+                if pos[i, k] >= L[k]:                     # -1e-17 wraps to L in floating point
+                    pos[i, k] = 0.0
             elif pos[i, k] < 0.0 or pos[i, k] >= L[k]:
                 gone = True
         events += 1
@@ -357,6 +359,8 @@ class ObjectKMC:
     capture_radius : nm, ``r_1``; two objects react within ``r(n_i) + r(n_j)``, ``r(n) = r_1 |n|^(1/3)``
         (0 switches reactions off, e.g. to measure diffusion).
     seed : random seed (the run is reproducible for a given seed and sequence of calls).
+    big_size : clusters with more than this many defects are kept on a short list that every hop
+        checks directly; the cell edge is sized for the smaller ones (``2 r(big_size)``).
 
     Objects that overlap at the start react before anything moves (counted in the ledger).
     """
@@ -381,9 +385,13 @@ class ObjectKMC:
         for k in range(3):
             if per[k]:
                 P[:, k] -= L[k] * np.floor(P[:, k] / L[k])
+                P[P[:, k] >= L[k], k] = 0.0
             elif P.size and (P[:, k].min() < 0 or P[:, k].max() >= L[k]):
                 raise SetupError(f"objects lie outside the box on the non-periodic axis {k}",
                                  fix="put every object inside [0, L) or make that axis periodic")
+        if isinstance(big_size, bool) or not isinstance(big_size, (int, np.integer)) or big_size < 1:
+            raise SetupError(f"big_size must be an integer >= 1, got {big_size!r}",
+                             fix="leave the default (8): clusters larger than this are checked on a short list")
         if not (np.isfinite(capture_radius) and capture_radius >= 0) or not lattice_constant > 0:
             raise SetupError("capture_radius must be >= 0 nm and lattice_constant > 0 nm",
                              fix="e.g. capture_radius=0.33, lattice_constant=0.28553 (Fe)")
@@ -449,6 +457,7 @@ class ObjectKMC:
         P = P.copy()
         per = self.periodic
         P[:, per] -= self.L[per] * np.floor(P[:, per] / self.L[per])
+        P[:, per] = np.where(P[:, per] >= self.L[per], 0.0, P[:, per])
         if np.any((P[:, ~per] < 0) | (P[:, ~per] >= self.L[~per])):
             raise SetupError("inserted objects lie outside the box on a non-periodic axis",
                              fix="place cascades inside the box (or clip them to it)")
@@ -466,7 +475,10 @@ class ObjectKMC:
         """Advance ``duration`` s at ``temperature`` K (or until ``max_events``); returns the events done."""
         if not (np.isfinite(duration) and duration >= 0):
             raise SetupError(f"duration must be >= 0 s, got {duration}", fix="pass seconds")
-        _, rate = self.migration.rates(float(temperature))
+        sizes, rate = self.migration.rates(float(temperature))
+        if not np.array_equal(sizes, self.mob):
+            raise SetupError(f"the mobile sizes changed from {self.mob.tolist()} to {sizes.tolist()} after the engine "
+                             "was built", fix="change migration energies, not which sizes move; or build a new ObjectKMC")
         t_end = self.time + float(duration)
         budget = np.iinfo(np.int64).max if max_events is None else int(max_events)
         done = 0

@@ -47,3 +47,31 @@ def test_bad_input_is_refused():
         wigner_seitz(np.zeros((1, 3)), np.zeros((1, 3)), [1.0, 0.0, 1.0])
     with pytest.raises(SetupError, match="NaN"):
         wigner_seitz(np.zeros((1, 3)), np.full((1, 3), np.nan), [1.0, 1.0, 1.0])
+
+
+def test_centroid_of_a_cluster_longer_than_half_the_box():
+    L = np.full(3, 10.0)
+    chain = np.stack([np.arange(1.0, 7.01, 0.4), np.full(16, 5.0), np.full(16, 5.0)], 1)   # 1 .. 7 nm, bonded
+    pos, size = kmc_objects(chain, np.zeros((0, 3)), L, 0.5)
+    assert size.tolist() == [16] and np.allclose(pos[0], [4.0, 5.0, 5.0])
+    pos, _ = kmc_objects(np.array([[-1e-17, 1.0, 1.0]]), np.zeros((0, 3)), L, 0.5)
+    assert 0.0 <= pos[0, 0] < 10.0                                     # wrapped into [0, L)
+
+
+def test_cascade_library_draws_every_cascade_with_cubic_operations():
+    from bridge.defects import Cascade, CascadeLibrary
+
+    a = Cascade(np.array([[0.5, 0.0, 0.0], [-0.5, 0.0, 0.0]]), np.array([1, -1]), 500.0)
+    b = Cascade(np.array([[0.3, 0.2, 0.1], [0.0, 0.0, 0.0], [-0.3, 0.0, 0.0]]), np.array([2, -1, -1]), 800.0)
+    lib = CascadeLibrary([a, b])
+    rng = np.random.default_rng(0)
+    seen = set()
+    for _ in range(50):
+        P, n, nrt = lib.draw(rng)
+        seen.add(len(n))
+        assert nrt == (5.0 if len(n) == 2 else 8.0)
+        src = a if len(n) == 2 else b
+        assert np.allclose(np.sort(np.linalg.norm(P, axis=1)), np.sort(np.linalg.norm(src.positions, axis=1)))
+    assert seen == {2, 3}
+    with pytest.raises(SetupError, match="nonzero integer"):
+        CascadeLibrary([Cascade(a.positions, np.array([1.0, -1.0]), 500.0)])
