@@ -1,0 +1,98 @@
+"""Validation of the embedded-atom iron potential in OpenMM (issue 7, validation 1 in part).
+
+The potential: Mendelev et al. (2003) Fe #2 with the Biersack–Ziegler repulsion below 1 Å
+(:func:`bridge.eam.mendelev_fe`), written once as a setfl table that both OpenMM
+(:mod:`bridge_adapters.openmm.eam`, ``CustomGBForce`` on splines) and ASE's EAM calculator read.
+
+``eam_fe_lattice``:
+
+- The BCC lattice constant from OpenMM energies (5 x 5 x 5 periodic cells, the minimum of
+  ``E(a)`` by bounded scalar minimisation) against the published 2.8553 Å; tolerance 1e-4 Å
+  (the published value has four decimals).
+- OpenMM, ASE (same table) and the analytic NumPy evaluation on a randomly distorted cell
+  (250 atoms, 0.1 Å): energies within 1e-8 relative and forces within 1e-6 of the largest force
+  (the spline error of a 5.3e-4 Å grid is ~1e-8).
+- Details (not yet compared with the paper's tables): the cohesive energy (4.013 eV) and the
+  unrelaxed (1.837 eV) and relaxed (1.722 eV) vacancy formation energies (OpenMM minimiser,
+  6 x 6 x 6 cells; 8 x 8 x 8 gives 1.7213 eV).
+Metric: the worst of the three checks over its tolerance; passes at <= 1.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+
+from bridge.defects import bcc_sites
+from bridge.eam import EAM, mendelev_fe, read_setfl, write_setfl
+from bridge.units import EV
+from bridge.validation import Case, Outcome
+
+A_PUBLISHED = 2.8553        # Å, Mendelev et al. (2003), Fe #2
+
+
+def fe_tables(directory: Path):
+    """(functions, tables, path): the Mendelev iron potential written as a setfl file in ``directory``."""
+    f = mendelev_fe()
+    path = Path(write_setfl(Path(directory) / "Fe_mendelev2003.eam.alloy", f))
+    return f, read_setfl(path), path
+
+
+def eam_fe_lattice(quick: bool, outdir: Path | None) -> Outcome:
+    from bridge_adapters.openmm.eam import OpenMMEAM
+
+    with tempfile.TemporaryDirectory() as tmp:
+        f, tables, path = fe_tables(Path(tmp))
+        n = 5
+        unit = bcc_sites(1.0, (n,) * 3)
+        om = OpenMMEAM(tables, len(unit), np.full(3, n * 0.29))
+
+        def e_per_atom(a):                                   # a in Å
+            om.set_box(np.full(3, n * a / 10.0))
+            return om.energy_forces((unit + 0.25) * a / 10.0)[0] / len(unit)
+
+        res = minimize_scalar(e_per_atom, bounds=(2.80, 2.90), method="bounded", options={"xatol": 1e-7})
+        a0, Ec = float(res.x), -float(res.fun) / EV
+        # three engines on one distorted cell
+        L = np.full(3, n * a0 / 10.0)
+        om.set_box(L)
+        rng = np.random.default_rng(3)
+        X = unit * a0 / 10.0 + 0.01 * rng.standard_normal(unit.shape)
+        E_np, F_np, _ = EAM(f, L).energy_forces(X)
+        E_om, F_om = om.energy_forces(X)
+        from ase import Atoms
+        from ase.calculators.eam import EAM as AseEAM
+
+        atoms = Atoms(f"Fe{len(X)}", positions=X * 10.0, cell=L * 10.0, pbc=True)
+        atoms.calc = AseEAM(potential=str(path), form="alloy")
+        E_ase = atoms.get_potential_energy() * EV
+        F_ase = atoms.get_forces() * EV * 10.0
+        scale = np.abs(F_np).max()
+        e_err = max(abs(E_om - E_np), abs(E_ase - E_np)) / abs(E_np)
+        f_err = max(np.abs(F_om - F_np).max(), np.abs(F_ase - F_np).max()) / scale
+        # vacancy formation energy, unrelaxed and relaxed (OpenMM)
+        m = 6
+        Xv = bcc_sites(a0 / 10.0, (m,) * 3) + 0.25 * a0 / 10.0     # no atom on the box faces (see OpenMMEAM)
+        Lv = np.full(3, m * a0 / 10.0)
+        perfect = OpenMMEAM(tables, len(Xv), Lv).energy_forces(Xv)[0]
+        vac = OpenMMEAM(tables, len(Xv) - 1, Lv)
+        E_unrel = vac.energy_forces(Xv[1:])[0]
+        E_rel, _ = vac.minimize(Xv[1:], tolerance=1e-4)
+        N = len(Xv)
+        Ev_unrel = (E_unrel - (N - 1) / N * perfect) / EV
+        Ev_rel = (E_rel - (N - 1) / N * perfect) / EV
+    ratios = {"|a0 - 2.8553 A| / 1e-4 A": abs(a0 - A_PUBLISHED) / 1e-4, "energy agreement / 1e-8": e_err / 1e-8,
+              "force agreement / 1e-6": f_err / 1e-6}
+    details = dict(ratios, lattice_constant_A=a0, cohesive_energy_eV=Ec, vacancy_formation_unrelaxed_eV=Ev_unrel,
+                   vacancy_formation_relaxed_eV=Ev_rel, openmm_platform=om.platform,
+                   energy_rel_diff=e_err, force_rel_diff=f_err, reference=f.reference)
+    return Outcome(metric="worst of |a0 - published| / 1e-4 A and OpenMM / ASE / NumPy agreement over tolerance",
+                   value=max(ratios.values()), reference=0.0, tolerance=1.0, details=details)
+
+
+CASES = [
+    Case("eam_fe_lattice", 1, "EAM iron (Mendelev 2003 + Biersack–Ziegler) in OpenMM custom forces: published lattice "
+         "constant, and OpenMM, ASE (same tables) and NumPy agree.", eam_fe_lattice, engines=("openmm", "ase")),
+]
