@@ -13,7 +13,7 @@ WITH_FIGURES = {"fcc_lj_elastic_constants", "laminate_homogenization", "qss_reac
                 "handshake_wave", "handshake_plate", "kmc_annealing"}
 EXPECTED = WITH_FIGURES | {"laminate_homogenization_3d", "fiber_composite_bounds",
             "hill_mandel_residual", "fe2_linear_single_scale", "atomistic_rve_cauchy_born",
-            "handshake_patch_test", "handshake_gradient", "kmc_diffusion", "kmc_balance"}
+            "handshake_patch_test", "handshake_gradient", "kmc_diffusion", "kmc_balance", "eam_fe_lattice"}
 
 
 def run(args, cwd, timeout=900):
