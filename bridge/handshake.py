@@ -33,8 +33,10 @@ Constraints (Lagrange multipliers) tie the tied atoms (those inside the mesh) to
 - ``"atomwise"``: ``x_I - X_I = u^h(X_I)`` for every tied atom -- exact at the atoms (at the nodes
   of a mesh that matches the lattice).  Every fine-scale motion in the overlap is locked, so waves
   the mesh cannot carry reflect there; the affine patch test holds to round-off on any mesh.
-- ``"l2"``: ``sum_I N_J(X_I) (x_I - X_I - u^h(X_I)) = 0`` for every node ``J`` with tied atoms
-  in its support -- the L2 projection of the atoms' displacement onto the mesh equals ``u``.  Only
+- ``"l2"``: ``sum_I N_J(X_I) (x_I - X_I - u^h(X_I)) = 0`` for every node ``J`` whose support is
+  at least half covered by tied atoms -- the L2 projection of the atoms' displacement onto those
+  nodes equals ``u`` (nodes at the ragged edge of the atoms, touching a corner of them, stay free,
+  so the projection is never singular).  Only
   the coarse scale is tied, the fine scale moves freely in the overlap (and can be damped there,
   see :class:`HandshakeDynamics`), at the price of a small fine-scale ghost force where the bond
   weights vary (reported by :meth:`Handshake.ghost_forces`).
@@ -43,8 +45,8 @@ Requirements (checked, :class:`~bridge.errors.SetupError` otherwise): every bond
 below one has both atoms inside the mesh and lies wholly in it, so the mesh must reach at least
 one cutoff into the region where ``alpha = 1`` (the buffer) and its hole must stay inside that
 region; lattice sites without atoms (a void, the crystal's surface) stay one cutoff away from
-the mesh; in ``"l2"`` mode every node of a cell holding tied atoms has enough atoms in its
-support for the projection.
+the mesh; in ``"l2"`` mode the projection onto the covered nodes is well conditioned (elements
+of two or more spacings).
 
 Units: nm, kJ/mol, amu, ps.  Bonds are fixed at the reference lattice (no bond breaking), as in
 the quasicontinuum benchmarks; the continuum uses exactly the same bond families, so atoms and
