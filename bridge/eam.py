@@ -152,8 +152,8 @@ def write_setfl(path: str | Path, functions: EAMFunctions, *, nr: int = 10000, n
         rho_max = 3.0 * float(np.sum(f.density(nb[nb < f.cutoff])))
     drho = rho_max / (nrho - 1)
     rho = np.arange(nrho) * drho
-    rphi = r * f.phi(np.maximum(r, 1e-6))
-    rphi[0] = 0.0 if np.isfinite(rphi[0]) else rphi[0]
+    rphi = r * f.phi(np.maximum(r, dr))
+    rphi[0] = rphi[1]                  # r phi -> Z^2 e^2 / (4 pi eps0) as r -> 0: finite, taken from the next point
 
     def block(v):
         v = np.asarray(v, float)
