@@ -26,7 +26,7 @@ def cascade(quick: bool = False, repeats: int | None = None) -> list[BenchResult
     out = []
     with tempfile.TemporaryDirectory() as tmp:
         tables = read_setfl(write_setfl(Path(tmp) / "Fe.eam.alloy", f))
-        for cells, energy, t_sim in (((8, 300.0, 1.0),) if quick else ((8, 300.0, 2.0), (12, 1000.0, 2.0))):
+        for cells, energy, t_sim in (((8, 300.0, 1.0),) if quick else ((8, 300.0, 2.0), (14, 1000.0, 2.0))):
             c = Cascade(tables, a, cells, pka_energy=energy, seed=1)
             t0 = time.perf_counter()
             res = c.run(t_max=t_sim, settle=10 * t_sim)             # no early stop: time a fixed span

@@ -137,9 +137,10 @@ def write_setfl(path: str | Path, functions: EAMFunctions, *, nr: int = 10000, n
                 rho_max: float | None = None, comment: str = "") -> str:
     """Write the functions as a DYNAMO setfl (``eam/alloy``) file, one element; returns the path.
 
-    Grids: ``r = i dr``, ``dr = cutoff / (nr - 1)``; ``rho = i drho`` up to ``rho_max`` (default
-    three times the perfect-lattice density).  The pair block holds ``r phi(r)`` (eV Å), as the
-    format wants.  Written atomically.
+    Grids: ``r = i dr``, ``dr = cutoff / (nr - 1)``; ``rho = i drho`` up to ``rho_max`` (default:
+    the perfect-lattice density plus twice a neighbour's density at r = 0, so that two atoms
+    pushed onto each other in a cascade stay inside the table; beyond it engines extrapolate
+    linearly).  The pair block holds ``r phi(r)`` (eV Å), as the format wants.  Written atomically.
     """
     f = functions
     if nr < 100 or nrho < 100:
@@ -149,7 +150,7 @@ def write_setfl(path: str | Path, functions: EAMFunctions, *, nr: int = 10000, n
     if rho_max is None:
         a = f.lattice_constant
         nb = np.array([a * np.sqrt(3) / 2] * 8 + [a] * 6 + [a * np.sqrt(2)] * 12 + [a * np.sqrt(11) / 2] * 24)
-        rho_max = 3.0 * float(np.sum(f.density(nb[nb < f.cutoff])))
+        rho_max = float(np.sum(f.density(nb[nb < f.cutoff]))) + 2.0 * float(f.density(np.array(0.0)))
     drho = rho_max / (nrho - 1)
     rho = np.arange(nrho) * drho
     rphi = r * f.phi(np.maximum(r, dr))

@@ -8,8 +8,8 @@ handed to the object KMC, which anneals them isochronally (300 s per 10 K step).
 
 Output (``--out``): ``cascade_kmc.png`` (defects at the peak and after cool-down; Frenkel pairs and
 interior temperature over time with NRT and arc-dpa; the KMC annealing curve), ``Fe.eam.alloy``
-(the table OpenMM used).  Asserted: the survivors are fewer than the peak and at most NRT, and
-the V - I balance holds through the KMC.
+(the table OpenMM used).  Asserted: the survivors are at most the peak count and at most NRT,
+and the V - I balance holds through the KMC.
 
 Run:  python examples/cascade_kmc.py [--quick] [--out DIR]     (--quick: 300 eV in 8^3 cells)
 """

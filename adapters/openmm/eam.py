@@ -3,7 +3,8 @@
 :func:`eam_force` turns a setfl table (:func:`bridge.eam.read_setfl`) into one
 ``CustomGBForce``: a computed per-atom value ``rho = sum_j f(r_ij)`` (``ParticlePair``), the
 energy terms ``F(rho)`` (``SingleParticle``) and ``phi(r_ij)`` (``ParticlePair``, once per
-pair), each function a ``Continuous1DFunction`` spline on the file's grid.  So the potential
+pair), each function a ``Continuous1DFunction`` spline on the file's grid (the embedding
+continued linearly above the table's largest density, as LAMMPS does).  So the potential
 runs wherever OpenMM does (CPU, CUDA, OpenCL), and ASE's EAM calculator, reading the same file,
 is an independent check (``tests/integration/test_eam.py``).  Units: the tables are eV and Å;
 OpenMM gets kJ/mol and nm.
@@ -38,13 +39,17 @@ def eam_force(tables: SetflTables, periodic: bool = True) -> Any:
     gb = openmm.CustomGBForce()
     r_nm = tables.r / 10.0
     gb.addTabulatedFunction("dens", openmm.Continuous1DFunction(tables.density.tolist(), 0.0, float(r_nm[-1])))
-    # the pair table starts at the first grid point (phi(0) is infinite); r below it is clamped
+    # the pair table starts at the first grid point (phi(0) is infinite); below it (5e-5 nm) the
+    # spline is zero, as OpenMM's tabulated functions are outside their range
     gb.addTabulatedFunction("pair", openmm.Continuous1DFunction((tables.phi[1:] * EV).tolist(), float(r_nm[1]),
                                                                  float(r_nm[-1])))
-    gb.addTabulatedFunction("emb", openmm.Continuous1DFunction((tables.embed * EV).tolist(), 0.0,
-                                                                float(tables.rho[-1])))
+    rho_top = float(tables.rho[-1])
+    gb.addTabulatedFunction("emb", openmm.Continuous1DFunction((tables.embed * EV).tolist(), 0.0, rho_top))
+    slope = float((tables.embed[-1] - tables.embed[-2]) / (tables.rho[-1] - tables.rho[-2]) * EV)
     gb.addComputedValue("rho", "dens(r)", openmm.CustomGBForce.ParticlePair)
-    gb.addEnergyTerm("emb(rho)", openmm.CustomGBForce.SingleParticle)
+    # beyond the table the embedding continues linearly (an empty range would give zero energy)
+    gb.addEnergyTerm(f"emb(min(rho, {rho_top!r})) + {slope!r}*max(rho - {rho_top!r}, 0)",
+                     openmm.CustomGBForce.SingleParticle)
     gb.addEnergyTerm("pair(r)", openmm.CustomGBForce.ParticlePair)
     gb.setNonbondedMethod(openmm.CustomGBForce.CutoffPeriodic if periodic else openmm.CustomGBForce.CutoffNonPeriodic)
     gb.setCutoffDistance(cut)

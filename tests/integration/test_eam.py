@@ -77,3 +77,23 @@ def test_small_box_and_bad_positions_are_refused(fe):
     eam = OpenMMEAM(tables, 2, np.full(3, 1.2))
     with pytest.raises(SetupError, match="NaN"):
         eam.energy_forces(np.full((2, 3), np.nan))
+
+
+def test_engines_agree_for_a_close_pair_in_a_cascade(fe):
+    """Two atoms pushed to 0.65-0.9 Å (a head-on collision): the tables and the wall still agree."""
+    from bridge_adapters.openmm.eam import OpenMMEAM
+
+    f, tables, _ = fe
+    a = f.lattice_constant / 10
+    X = bcc_sites(a, (5, 5, 5)) + 0.25 * a
+    L = np.full(3, 5 * a)
+    om = OpenMMEAM(tables, len(X), L)
+    j = int(np.argmin(np.linalg.norm(X[1:] - X[0], axis=1))) + 1
+    u = (X[j] - X[0]) / np.linalg.norm(X[j] - X[0])
+    for d in (0.09, 0.075, 0.065):                                      # nm
+        Y = X.copy()
+        Y[j] = X[0] + d * u
+        E0, F0, rho = EAM(f, L).energy_forces(Y)
+        E1, F1 = om.energy_forces(Y)
+        assert rho.max() < tables.rho[-1]                               # inside the table
+        assert abs(E1 - E0) < 1e-6 * abs(E0) and np.abs(F1 - F0).max() < 1e-5 * np.abs(F0).max()
