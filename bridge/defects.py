@@ -27,7 +27,7 @@ from scipy.spatial import cKDTree
 
 from .errors import SetupError
 
-__all__ = ["bcc_sites", "wigner_seitz", "WignerSeitz", "defect_clusters", "kmc_objects", "nrt_dpa", "arc_dpa",
+__all__ = ["wrap", "bcc_sites", "wigner_seitz", "WignerSeitz", "defect_clusters", "kmc_objects", "nrt_dpa", "arc_dpa",
            "cubic_symmetry", "Cascade", "CascadeLibrary"]
 
 
@@ -41,6 +41,18 @@ def bcc_sites(a: float, cells) -> np.ndarray:
     return np.concatenate([g, g + 0.5]) * a
 
 
+def wrap(x, box, periodic=(True, True, True)) -> np.ndarray:
+    """A copy of ``x`` (..., 3) with the periodic axes wrapped into [0, L) -- strictly: a tiny
+    negative coordinate, which ``x - L floor(x / L)`` turns into exactly ``L`` in floating point,
+    goes to 0 (KD-trees with ``boxsize`` and OpenMM's cell lists refuse or mis-handle ``L``)."""
+    L = np.asarray(box, float).reshape(3)
+    per = np.asarray(periodic, bool).reshape(3)
+    x = np.array(x, float)
+    w = x[..., per] - L[per] * np.floor(x[..., per] / L[per])
+    x[..., per] = np.where(w >= L[per], 0.0, w)
+    return x
+
+
 def _box(box, periodic, *arrays):
     L = np.asarray(box, float).reshape(3)
     per = np.asarray(periodic, bool).reshape(3)
@@ -51,10 +63,7 @@ def _box(box, periodic, *arrays):
         A = np.asarray(A, float).reshape(-1, 3)
         if not np.all(np.isfinite(A)):
             raise SetupError("positions contain NaN or inf", fix="pass finite positions in nm")
-        A = A.copy()
-        A[:, per] -= L[per] * np.floor(A[:, per] / L[per])
-        A[:, per] = np.where(A[:, per] >= L[per], 0.0, A[:, per])      # -1e-17 wraps to L in floating point
-        out.append(A)
+        out.append(wrap(A, L, per))
     return L, per, out
 
 
@@ -123,10 +132,7 @@ def _centroid(P, L, per, cutoff):
         d = P[i] - P[pred[i]]
         d[per] -= L[per] * np.round(d[per] / L[per])
         U[i] = U[pred[i]] + d
-    c = U.mean(0)
-    c[per] -= L[per] * np.floor(c[per] / L[per])
-    c[per] = np.where(c[per] >= L[per], 0.0, c[per])
-    return c
+    return wrap(U.mean(0), L, per)
 
 
 def kmc_objects(vacancies, interstitials, box, cutoff: float, periodic=(True, True, True)

@@ -23,6 +23,7 @@ from typing import Callable
 import numpy as np
 from scipy.spatial import cKDTree
 
+from .defects import wrap
 from .errors import SetupError
 from .fileio import atomic_write_text
 from .units import EV
@@ -110,8 +111,7 @@ class EAM:
             raise SetupError("positions contain NaN or inf", fix="pass finite positions in nm")
         L = None if self.box is None else self.box * 10.0
         if L is not None:
-            X = X - L * np.floor(X / L)
-            X[X >= L] = 0.0
+            X = wrap(X, L)
             tree = cKDTree(X, boxsize=L)
         else:
             tree = cKDTree(X)

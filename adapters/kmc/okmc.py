@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from bridge.defects import wrap
 from bridge.errors import EngineNotAvailable, SetupError
 
 try:
@@ -175,51 +176,54 @@ def _dist2(a, b, L, periodic):
 
 
 @numba.njit(cache=True)
+def _overlaps(i, j, ri, pos, size, L, periodic, r1):
+    """Objects ``i`` (capture radius ``ri``) and ``j`` are closer than the sum of their radii."""
+    rj = r1 * abs(size[j]) ** (1.0 / 3.0)
+    return j != i and _dist2(pos[i], pos[j], L, periodic) < (ri + rj) ** 2
+
+
+@numba.njit(cache=True)
+def _neighbour(c, d, n, periodic):
+    """Cell index ``c + d`` on an axis of ``n`` cells: wrapped if periodic, -1 beyond a wall."""
+    c += d
+    if periodic:
+        return c % n
+    return c if 0 <= c < n else -1
+
+
+@numba.njit(cache=True)
 def _partner(i, pos, size, L, periodic, nc, head, nxt, big, nbig, r1, big_size, capacity):
     """An object overlapping ``i`` (sum of capture radii), or -1."""
     ri = r1 * abs(size[i]) ** (1.0 / 3.0)
     if abs(size[i]) > big_size:                     # a large cluster moved: check everything
         for j in range(capacity):
-            if j != i and size[j] != 0:
-                rj = r1 * abs(size[j]) ** (1.0 / 3.0)
-                if _dist2(pos[i], pos[j], L, periodic) < (ri + rj) ** 2:
-                    return j
+            if size[j] != 0 and _overlaps(i, j, ri, pos, size, L, periodic, r1):
+                return j
         return -1
     ci = np.empty(3, np.int64)
     for k in range(3):
         ci[k] = min(max(int(pos[i, k] / L[k] * nc[k]), 0), nc[k] - 1)
     for dx in range(-1, 2):
-        cx = ci[0] + dx
-        if periodic[0]:
-            cx %= nc[0]
-        elif cx < 0 or cx >= nc[0]:
+        cx = _neighbour(ci[0], dx, nc[0], periodic[0])
+        if cx < 0:
             continue
         for dy in range(-1, 2):
-            cy = ci[1] + dy
-            if periodic[1]:
-                cy %= nc[1]
-            elif cy < 0 or cy >= nc[1]:
+            cy = _neighbour(ci[1], dy, nc[1], periodic[1])
+            if cy < 0:
                 continue
             for dz in range(-1, 2):
-                cz = ci[2] + dz
-                if periodic[2]:
-                    cz %= nc[2]
-                elif cz < 0 or cz >= nc[2]:
+                cz = _neighbour(ci[2], dz, nc[2], periodic[2])
+                if cz < 0:
                     continue
                 # with fewer than three cells on an axis a cell is visited twice: harmless
                 j = head[(cx * nc[1] + cy) * nc[2] + cz]
                 while j >= 0:
-                    if j != i:
-                        rj = r1 * abs(size[j]) ** (1.0 / 3.0)
-                        if _dist2(pos[i], pos[j], L, periodic) < (ri + rj) ** 2:
-                            return j
+                    if _overlaps(i, j, ri, pos, size, L, periodic, r1):
+                        return j
                     j = nxt[j]
     for k in range(nbig[0]):
-        j = big[k]
-        if j != i:
-            rj = r1 * abs(size[j]) ** (1.0 / 3.0)
-            if _dist2(pos[i], pos[j], L, periodic) < (ri + rj) ** 2:
-                return j
+        if _overlaps(i, big[k], ri, pos, size, L, periodic, r1):
+            return big[k]
     return -1
 
 
@@ -381,12 +385,9 @@ class ObjectKMC:
             raise SetupError("sizes must be nonzero integers (+n vacancies, -n interstitials)",
                              fix="drop empty objects and pass integer sizes")
         per = np.asarray(periodic, bool).reshape(3)
-        P = P.copy()
-        for k in range(3):
-            if per[k]:
-                P[:, k] -= L[k] * np.floor(P[:, k] / L[k])
-                P[P[:, k] >= L[k], k] = 0.0
-            elif P.size and (P[:, k].min() < 0 or P[:, k].max() >= L[k]):
+        P = wrap(P, L, per)
+        for k in np.flatnonzero(~per):
+            if P.size and (P[:, k].min() < 0 or P[:, k].max() >= L[k]):
                 raise SetupError(f"objects lie outside the box on the non-periodic axis {k}",
                                  fix="put every object inside [0, L) or make that axis periodic")
         if isinstance(big_size, bool) or not isinstance(big_size, (int, np.integer)) or big_size < 1:
@@ -454,10 +455,8 @@ class ObjectKMC:
                 not np.issubdtype(n.dtype, np.integer) or np.any(n == 0))):
             raise SetupError("need finite positions (k, 3) nm and as many nonzero integer sizes",
                              fix="pass the defects of one cascade, e.g. from bridge.defects.kmc_objects")
-        P = P.copy()
         per = self.periodic
-        P[:, per] -= self.L[per] * np.floor(P[:, per] / self.L[per])
-        P[:, per] = np.where(P[:, per] >= self.L[per], 0.0, P[:, per])
+        P = wrap(P, self.L, per)
         if np.any((P[:, ~per] < 0) | (P[:, ~per] >= self.L[~per])):
             raise SetupError("inserted objects lie outside the box on a non-periodic axis",
                              fix="place cascades inside the box (or clip them to it)")

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from bridge.defects import bcc_sites, wigner_seitz
+from bridge.defects import bcc_sites, wigner_seitz, wrap
 from bridge.eam import SetflTables
 from bridge.errors import CalculationError, SetupError
 from bridge.units import EV, KB
@@ -178,7 +178,7 @@ class Cascade:
                 if len(ws.vacancies) > res.max_defects:
                     res.max_defects, res.peak_time = len(ws.vacancies), t
                     res.peak_vacancies = self.sites[ws.vacancies]
-                    res.peak_interstitials = (x - self.box * np.floor(x / self.box))[ws.interstitials]
+                    res.peak_interstitials = wrap(x[ws.interstitials], self.box)
                 if show:
                     print(f"  t = {t:6.3f} ps  Frenkel pairs {len(ws.vacancies):4d}  T_inside {T_in:7.1f} K  dt {dt:.2e} ps")
                 k = int(round(settle / probe)) + 1
@@ -189,8 +189,7 @@ class Cascade:
         ws = wigner_seitz(self.sites, x, self.box)
         res.positions = x
         res.vacancies = self.sites[ws.vacancies]
-        xw = x - self.box * np.floor(x / self.box)
-        res.interstitials = xw[ws.interstitials]
+        res.interstitials = wrap(x[ws.interstitials], self.box)
         res.frenkel_pairs = len(ws.vacancies)
         res.steps = steps
         return res

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from bridge.defects import wrap
 from bridge.eam import SetflTables
 from bridge.errors import SetupError
 from bridge.units import EV
@@ -95,9 +96,7 @@ class OpenMMEAM:
         x = np.asarray(x, float).reshape(self.n, 3)
         if not np.all(np.isfinite(x)):
             raise SetupError("positions contain NaN or inf", fix="pass finite positions in nm")
-        x = x - self.box * np.floor(x / self.box)
-        x[x >= self.box] = 0.0                            # never exactly on the upper face (module docstring)
-        self.context.setPositions(x)
+        self.context.setPositions(wrap(x, self.box))     # never exactly on the upper face (module docstring)
         st = self.context.getState(getEnergy=True, getForces=True)
         return (st.getPotentialEnergy()._value,
                 np.asarray(st.getForces(asNumpy=True)._value, float))
