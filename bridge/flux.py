@@ -12,8 +12,9 @@ and of MaMiCo, for flows that vary along one axis (``z``) and are periodic along
   the constrained dynamics ``F_i <- F_i - <F>_cell - (m/dt)(<v>_cell - u_continuum)`` of Nie et al.;
   applied after a step it is the shift ``v_i <- v_i - <v>_cell + u`` (:func:`constrain_cells`).
   The continuum value is interpolated linearly in time across the coupling window;
-- **MD → continuum**: the window average of the first and last sample cells are Dirichlet data of
-  the two continuum pieces below and above the MD slab, at the centres of those cells;
+- **MD → continuum**: the window averages of the first and last sample cells are Dirichlet data of
+  the two continuum pieces, which reach from the channel's walls into the MD slab up to the
+  centres of those cells (the pieces overlap the slab's outer cells);
 - every window records in a :class:`~bridge.ledger.Ledger` the momentum the constraint put into
   the atoms against the change of their total momentum (exact up to single-precision force sums),
   the particles that left through the outer walls (mass), and each continuum piece's momentum
@@ -32,12 +33,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 
 from .errors import CalculationError, SetupError
 from .ledger import Ledger
+from .log import progress
 
 __all__ = ["couette_startup", "couette_window_mean", "SlabLayout", "velocity_noise", "SamplingPlan",
            "plan_sampling", "constrain_cells", "statistical_inefficiency", "WindowData", "SlabMD",
@@ -265,6 +267,28 @@ def constrain_cells(cell: np.ndarray, vx: np.ndarray, mass: np.ndarray, cells: S
 
 
 # -- the coupling -------------------------------------------------------------------------------
+def _check_timing(window: float, md_steps: int, substeps: int, mds: Sequence[Any]) -> None:
+    """Positive window and step counts, and MD time per window equal to the continuum's."""
+    if not (math.isfinite(window) and window > 0) or int(md_steps) < 1 or int(substeps) < 1:
+        raise SetupError(f"window {window}, md_steps {md_steps}, substeps {substeps} must be positive",
+                         fix="pass the coupling window (time) and the steps each side makes in it")
+    for md in mds:
+        dt = getattr(md, "dt", None)
+        if dt is not None and not math.isclose(int(md_steps) * float(dt), window, rel_tol=1e-9):
+            raise SetupError(f"{md_steps} MD steps of {dt} make {md_steps * dt}, not the window {window}",
+                             fix="choose md_steps = window / dt so both sides cover the same time")
+
+
+def _check_interface(piece: Any, boundary: str, z: float, what: str) -> None:
+    """The piece's ``boundary`` sits at ``z`` (when the piece can say where its boundaries are)."""
+    if not hasattr(piece, "boundary_coordinates"):
+        return
+    at = np.ravel(piece.boundary_coordinates(boundary))
+    if at.size and not np.allclose(at, z, rtol=0, atol=1e-9 * max(1.0, abs(z))):
+        raise SetupError(f"the {what} continuum piece's '{boundary}' boundary is at {at[0]:.6g}, expected {z:.6g}",
+                         fix=f"end the {what} piece at {z:.6g} (the coupling cell centre that supplies its data)")
+
+
 def _piece_profiles(a: Any, b: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Both 1-D pieces sampled at ``n`` points between their two named boundaries."""
     zs, us = [], []
@@ -284,8 +308,9 @@ class WindowData:
     error (from the slab's noise calibration when it has one -- ``sigma sqrt(g / n_samples)`` --
     else blocked within the window, which misses correlations longer than the window); ``count``: ``(n_cells,)`` mean particles per cell; ``impulse``: ``(k,)``
     ``x`` momentum the constraint put into each constrained cell; ``momentum_change``: change of
-    the replica's total ``x`` momentum; ``escaped``: particles found beyond the outer walls;
-    ``temperature``: mean kinetic temperature (energy unit, ``kT``) over the window;
+    the replica's total ``x`` momentum; ``escaped``: particles beyond the outer walls at the
+    window's end; ``temperature``: ``kT`` (energy unit) from the ``y`` and ``z`` velocities
+    (the flow is ``x``), averaged over the window's samples (taken before the thermostat step);
     ``series``: ``(n_samples, n_cells)`` the samples behind ``mean``.
     """
 
@@ -319,16 +344,23 @@ class CouetteCoupling:
         ``layout.interfaces``), each a :class:`~bridge.protocols.FieldEngine` with boundaries
         ``"wall"`` and ``"md"`` solving ``rho du/dt = eta d2u/dz2`` (``total_energy()`` = momentum
         per area, ``boundary_flux(b)`` = momentum flow into the piece per area).
-    U : wall speed at ``z = 0``; ``density``: ``rho`` (mass per volume, for the ledger).
-    window : coupling window (time); ``md_steps``: MD steps per window; ``substeps``: continuum
-        steps per window.
+    U : wall speed at ``z = 0``; ``viscosity``: the continuum's ``eta`` (for the momentum it
+        carries through the slab's outer boundaries, reported per window).
+    window : coupling window (time); ``md_steps``: MD steps per window (``md_steps * dt`` must
+        equal ``window`` for replicas that have a ``dt``); ``substeps``: continuum steps per window.
 
     ``run(n_windows)`` exchanges once per window (:meth:`step_window`) and keeps ``history``.
+    The ledger holds quantities of different precision: ``"x-momentum (MD)"`` closes to the
+    engine's single-precision force sums (~1e-5 of a window's impulse on OpenMM's CPU platform),
+    ``"x-momentum/area (continuum)"`` to round-off; check them with their own tolerances
+    (``ledger.check`` applies one).  The continuum balance treats the flows through the pieces'
+    MD ends as inflows: the state coupling is not momentum-conservative across the overlap, and
+    the consistency of the constraint's impulse with the continuum's stress at the slab's ends
+    is reported (``md_impulse`` against ``continuum_through_md_ends``), not enforced.
     """
 
     def __init__(self, replicas: Sequence[SlabMD], lower: Any, upper: Any, *, U: float, H: float,
-                 density: float, window: float, md_steps: int, substeps: int,
-                 ledger: Ledger | None = None, progress: Callable[[int, int], None] | None = None):
+                 viscosity: float, window: float, md_steps: int, substeps: int, ledger: Ledger | None = None):
         if not replicas:
             raise SetupError("no MD replica given", fix="pass at least one MD slab")
         self.replicas = list(replicas)
@@ -340,11 +372,15 @@ class CouetteCoupling:
         if not (0.0 < self.layout.z0 and self.layout.z0 + self.layout.height < H):
             raise SetupError(f"MD slab [{self.layout.z0}, {self.layout.z0 + self.layout.height}] is not inside "
                              f"the channel (0, {H})", fix="place the slab strictly between the walls")
+        _check_timing(float(window), md_steps, substeps, self.replicas)
+        if not (math.isfinite(float(viscosity)) and viscosity > 0):
+            raise SetupError(f"viscosity must be positive, got {viscosity}", fix="pass the continuum's eta")
+        _check_interface(lower, "md", za, "lower")
+        _check_interface(upper, "md", zb, "upper")
         self.lower, self.upper = lower, upper
-        self.U, self.H, self.rho = float(U), float(H), float(density)
+        self.U, self.H, self.eta = float(U), float(H), float(viscosity)
         self.window, self.md_steps, self.substeps = float(window), int(md_steps), int(substeps)
         self.ledger = ledger if ledger is not None else Ledger()
-        self.progress = progress
         self.time = 0.0
         self.n_window = 0
         lay = self.layout
@@ -357,6 +393,17 @@ class CouetteCoupling:
         self._nlo = nlo
         self.lower.set_dirichlet("wall", self.U)
         self.upper.set_dirichlet("wall", 0.0)
+
+    def _outer_stress(self) -> np.ndarray:
+        """Momentum flux ``-eta du/dz`` (per area per time, +z) of the continuum at the MD slab's two
+        outer boundaries ``z0`` and ``z0 + height``, from central differences over a tenth of a cell."""
+        z0, z1 = self.layout.z0, self.layout.z0 + self.layout.height
+        d = 0.05 * self.layout.width
+        out = []
+        for piece, z in ((self.lower, z0), (self.upper, z1)):
+            u = np.ravel(piece.evaluate(np.array([[z - d], [z + d]])))
+            out.append(-self.eta * (u[1] - u[0]) / (2 * d))
+        return np.array(out)
 
     def _continuum_targets(self) -> np.ndarray:
         z = self._band_z
@@ -402,7 +449,8 @@ class CouetteCoupling:
         R = len(datas)
         mean = np.mean([d.mean for d in datas], axis=0)
         if _calibrating is not None:
-            _calibrating.extend(d.series[:, self.layout.sampled] for d in datas)
+            for sink, d in zip(_calibrating, datas):
+                sink.append(d.series[:, self.layout.sampled])
         if self.error_bar is not None:
             error = np.full(len(mean), self.error_bar)
         elif R > 1:
@@ -414,7 +462,9 @@ class CouetteCoupling:
         self._md_data = np.array([mean[sa], mean[sb]])
         flows = ({"wall": 0.0, "md": 0.0}, {"wall": 0.0, "md": 0.0})
         p0 = (self.lower.total_energy(), self.upper.total_energy())
+        s0 = self._outer_stress()
         self._advance_continuum(self._md_data, flows)
+        through = 0.5 * (s0 + self._outer_stress()) * self.window
         for k, name in enumerate(("lower", "upper")):
             piece = (self.lower, self.upper)[k]
             q = "x-momentum/area (continuum)"
@@ -431,11 +481,16 @@ class CouetteCoupling:
                "continuum": _piece_profiles(self.lower, self.upper, 24),
                "count": np.mean([d.count for d in datas], axis=0),
                "temperature": float(np.mean([d.temperature for d in datas])),
-               "targets": targets1.copy(),
+               "targets": targets1.copy(), "targets_next": self._targets.copy(),
                # momentum per area per window: what the constraint gave the MD at each end, and what
                # each continuum piece received through its MD-side end (opposite signs when consistent)
                "md_impulse": np.array([impulse[:nlo].sum(), impulse[nlo:].sum()]) / area,
                "continuum_md_flow": np.array([flows[0]["md"], flows[1]["md"]]),
+               "continuum_momentum": np.array([self.lower.total_energy(), self.upper.total_energy()]),
+               # what the continuum carries upwards through the slab's outer boundaries z0 and
+               # z0 + height in the window: the constraint stands in for it, so on average
+               # md_impulse ~ (through[0], -through[1])
+               "continuum_through_md_ends": through,
                "wall_flow": np.array([flows[0]["wall"], flows[1]["wall"]]),
                "escaped": int(sum(d.escaped for d in datas))}
         self.history.append(rec)
@@ -466,7 +521,7 @@ class CouetteCoupling:
         U, ledger, self.ledger = self.U, self.ledger, Ledger()
         self.lower.set_dirichlet("wall", 0.0)
         s = self.layout.sampled
-        means, series = [], []
+        means, series = [], [[] for _ in self.replicas]
         try:
             self.U = 0.0
             for _ in range(n_windows):
@@ -483,20 +538,19 @@ class CouetteCoupling:
             self._targets[:] = 0.0
         means = np.array(means)
         coupled = float(np.sqrt(np.mean(means ** 2)))
-        x = np.concatenate(series)
-        g = statistical_inefficiency(x)
-        sigma = float(np.sqrt(np.mean(np.var(x, axis=0, ddof=1))))
-        n = self.md_steps // getattr(self.replicas[0], "chunk", 1)
+        per_replica = [np.concatenate(x) for x in series]          # each replica's own time series
+        g = float(np.mean([statistical_inefficiency(x) for x in per_replica]))
+        sigma = float(np.sqrt(np.mean([np.var(x, axis=0, ddof=1) for x in per_replica])))
+        n = series[0][0].shape[0]                                   # samples per window
         md_err = sigma * math.sqrt(g / n / len(self.replicas))
         self.error_bar = coupled
         return {"coupled_error": coupled, "md_error": md_err, "sigma": sigma, "g": g,
                 "windows": n_windows, "window_means": means}
 
-    def run(self, n_windows: int) -> list[dict[str, Any]]:
-        for k in range(int(n_windows)):
+    def run(self, n_windows: int, *, show_progress: bool | None = None) -> list[dict[str, Any]]:
+        """Run ``n_windows`` windows (a progress bar on a terminal or when asked); returns ``history``."""
+        for _ in progress(range(int(n_windows)), desc=type(self).__name__, enable=show_progress):
             self.step_window()
-            if self.progress is not None:
-                self.progress(k + 1, int(n_windows))
         return self.history
 
 
@@ -579,25 +633,40 @@ class HeatCoupling:
     3. the bar's new flux-cell temperatures go back to the pieces for the next window.
 
     The :class:`~bridge.ledger.Ledger` records per window the heat each piece sent against the
-    energy the atoms received (equal to round-off), each piece's energy change against its
-    boundary flows (round-off), and the bar's total-energy change against the heat received (up to
-    the integrator's energy error, reported in ``history``).  Energies of the continuum are per
-    cross-section area; the MD's are divided by ``md.area``.
+    kinetic energy the atoms received, measured from their velocities (equal to round-off:
+    ``"energy (heat to atoms)"``); the heat received against the change of the bar's total energy
+    as the engine reports it (``"energy (bar, engine)"``: equal up to the integrator's energy
+    error, also in ``history["integration_error"]``); and each piece's energy change against its
+    boundary flows (``"energy/area (continuum)"``, round-off).  Energies of the continuum are per
+    cross-section area; the MD's are divided by ``md.area`` in ``history``.
+
+    ``md_temperature``: the flux cells' temperatures ``(2,)`` the pieces take in the first window
+    (e.g. the bar's equilibrium temperature); default: the bar's cell temperatures now, one
+    snapshot (noisy).
     """
 
     def __init__(self, md: Any, left: Any, right: Any, *, window: float, md_steps: int, substeps: int,
-                 ledger: Ledger | None = None, progress: Callable[[int, int], None] | None = None):
+                 md_temperature: Sequence[float] | None = None, ledger: Ledger | None = None):
+        _check_timing(float(window), md_steps, substeps, [md])
         self.md, self.left, self.right = md, left, right
         self.window, self.md_steps, self.substeps = float(window), int(md_steps), int(substeps)
-        if self.window <= 0 or self.md_steps < 1 or self.substeps < 1:
-            raise SetupError(f"window {window}, md_steps {md_steps}, substeps {substeps} must be positive",
-                             fix="pass the coupling window (time) and the steps each side makes in it")
         self.ledger = ledger if ledger is not None else Ledger()
-        self.progress = progress
         self.time = 0.0
         self.n_window = 0
         self.flux_cells = np.asarray(md.layout.constrained)
-        self._T_md = np.asarray(md.cell_temperatures(), float)[self.flux_cells]
+        if len(self.flux_cells) != 2:
+            raise SetupError(f"a thermal bar needs one flux cell at each end, its layout has {len(self.flux_cells)}",
+                             fix="build the bar's SlabLayout with constrain=1")
+        za, zb = (float(z) for z in md.layout.centres[self.flux_cells])
+        _check_interface(left, "md", za, "left")
+        _check_interface(right, "md", zb, "right")
+        if md_temperature is None:
+            self._T_md = np.asarray(md.cell_temperatures(), float)[self.flux_cells]
+        else:
+            self._T_md = np.asarray(md_temperature, float).reshape(2)
+        if not np.all(np.isfinite(self._T_md) & (self._T_md > 0)):
+            raise SetupError(f"flux-cell temperatures {self._T_md} are not positive and finite",
+                             fix="pass md_temperature=(T_left, T_right) or equilibrate the bar first")
         self.history: list[dict[str, Any]] = []
 
     def profiles(self, n: int = 24) -> tuple[np.ndarray, np.ndarray]:
@@ -632,6 +701,7 @@ class HeatCoupling:
                                    fix="check the MD run (time step, cells emptied by sublimation)")
         for k, name in enumerate(("left", "right")):
             self.ledger.transfer(w, f"{name}->md", "energy (heat to atoms)", float(heat[k]), float(d.applied[k]))
+        self.ledger.transfer(w, "heat->engine", "energy (bar, engine)", float(d.applied.sum()), float(d.energy_change))
         self.ledger.transfer(w, "outer walls", "particles", 0.0, float(d.escaped))
         self._T_md = d.mean[self.flux_cells].copy()
         t0 = self.time
@@ -647,9 +717,8 @@ class HeatCoupling:
         self.n_window += 1
         return rec
 
-    def run(self, n_windows: int) -> list[dict[str, Any]]:
-        for k in range(int(n_windows)):
+    def run(self, n_windows: int, *, show_progress: bool | None = None) -> list[dict[str, Any]]:
+        """Run ``n_windows`` windows (a progress bar on a terminal or when asked); returns ``history``."""
+        for _ in progress(range(int(n_windows)), desc=type(self).__name__, enable=show_progress):
             self.step_window()
-            if self.progress is not None:
-                self.progress(k + 1, int(n_windows))
         return self.history

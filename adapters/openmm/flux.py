@@ -192,7 +192,7 @@ class LJSlab(_Slab):
 
     def __init__(self, layout: SlabLayout, lateral=(10.0, 10.0), *, density: float = 0.813, kT: float = 1.1,
                  sigma: float = 1.0, epsilon: float = 1.0, mass: float = 1.0, cutoff: float = 2.2,
-                 wall_epsilon: float = 1.0, dt: float = 0.005, chunk: int = 10, gamma_y: float = 1.0,
+                 wall_epsilon: float = 1.0, dt: float = 0.005, chunk: int = 20, gamma_y: float = 1.0,
                  platform: str = "CPU", seed: int = 1):
         _check_positive(density=density, gamma_y=gamma_y)
         lx, ly = (float(v) for v in lateral)
@@ -337,9 +337,12 @@ class LJSolidBar(_Slab):
                  mass: float = 1.0, cutoff: float = 2.5, switch: float | None = 2.2, dt: float = 0.005,
                  chunk: int = 10, platform: str = "CPU", seed: int = 1):
         _check_positive(density=density)
-        if length_cells % cell_depth or length_cells // cell_depth < 3:
-            raise SetupError(f"{length_cells} FCC cells do not split into >= 3 coupling cells of {cell_depth}",
-                             fix="make length_cells a multiple of cell_depth, at least 3 coupling cells")
+        if int(cell_depth) < 1 or int(lateral_cells) < 1:
+            raise SetupError(f"cell_depth {cell_depth} and lateral_cells {lateral_cells} must be >= 1",
+                             fix="e.g. LJSolidBar(z0, lateral_cells=5, length_cells=12, cell_depth=2)")
+        if length_cells % cell_depth or length_cells // cell_depth < 4:
+            raise SetupError(f"{length_cells} FCC cells do not split into >= 4 coupling cells of {cell_depth}",
+                             fix="make length_cells a multiple of cell_depth, at least 4 coupling cells")
         a = (4.0 / density) ** (1.0 / 3.0)
         self.a = a
         h = length_cells * a
@@ -386,9 +389,12 @@ class LJSolidBar(_Slab):
         T = np.asarray(T, float)
         if T.shape != now.shape or not np.all(T > 0):
             raise SetupError(f"need {now.size} positive cell temperatures, got {T}", fix="pass one kT per cell")
+        if not np.all(np.isfinite(now) & (now > 0)):
+            raise SetupError(f"a cell holds too few atoms for a temperature: {now}",
+                             fix="use coupling cells of many atoms")
         for c in range(len(T)):
             sel = cell == c
-            vc = v[sel].mean(axis=0)
+            vc = np.average(v[sel], axis=0, weights=self._masses[sel])
             v[sel] = vc + math.sqrt(T[c] / now[c]) * (v[sel] - vc)
         self.context.setVelocities(v)
         self._E = self.total_energy()

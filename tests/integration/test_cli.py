@@ -10,7 +10,8 @@ MSBRIDGE = [sys.executable, "-m", "bridge.cli"]
 # Foundation cases, each with a figure in the report, and the homogenization cases.
 WITH_FIGURES = {"fcc_lj_elastic_constants", "laminate_homogenization", "qss_reaction_diffusion",
                 "split_heat_conduction", "fiber_composite_bounds", "atomistic_rve_cauchy_born",
-                "handshake_wave", "handshake_plate", "kmc_annealing"}
+                "handshake_wave", "handshake_plate", "kmc_annealing", "couette_startup", "heat_bar_steady",
+                "heat_pulse"}
 EXPECTED = WITH_FIGURES | {"laminate_homogenization_3d", "fiber_composite_bounds",
             "hill_mandel_residual", "fe2_linear_single_scale", "atomistic_rve_cauchy_born",
             "handshake_patch_test", "handshake_gradient", "kmc_diffusion", "kmc_balance", "eam_fe_lattice"}
@@ -81,6 +82,7 @@ def test_bench_quick_reports_ratios_and_machine(tmp_path):
             "qmmm_md_step_rhf", "qmmm_md_step_rks_b3lyp"} <= names
     assert {"rve_factor_once", "micro_solves_per_second", "fe2_adaptivity", "fe2_two_ranks"} <= names
     assert {"plate_n48", "plate_n96", "kmc_events_n1000", "kmc_events_n10000", "cascade_n1024"} <= names
+    assert {"couette_md_chunk10", "couette_md_chunk50", "couette_window", "heat_md_chunk10"} <= names
     for b in data["benchmarks"]:
         if b["name"].startswith(("bridge", "native", "qmmm")):
             assert b["size"]["atoms"] >= (10000 if b["name"].startswith(("bridge", "native")) else 700)
