@@ -5,7 +5,7 @@ units): a channel of height H = 50 sigma, the wall at z = 0 starts at U = 0.5 si
 fluid (rho = 0.813, kT = 1.1, cutoff 2.2 sigma, dt = 0.005 tau, eta = 2.14) starts at rest.
 An OpenMM slab of 25 sigma (10 x 10 sigma cross-section, ~1950 particles, ten 2.5-sigma
 coupling cells) sits at z = 2.5 ... 27.5 sigma; two DOLFINx pieces (P1, Crank–Nicolson, dz =
-0.25 sigma, dt = 0.05 tau) cover [0, 11.25] and [18.75, 50] and take the MD window averages of
+0.5 sigma, dt = 0.25 tau: 1.5e-3 U from the analytic series at worst, alone) cover [0, 11.25] and [18.75, 50] and take the MD window averages of
 the first and last sample cells as their inner boundary values; the MD's second and ninth
 cells get the continuum velocity (constrained dynamics, applied with the sampling and the y
 thermostat every 20 steps).  Windows of 5 tau (1000 steps, 50 samples).
@@ -36,7 +36,7 @@ towards their neighbours between exchanges).
 ``heat_bar_steady`` (issue validation 2) and ``heat_pulse`` (validation 3): an OpenMM FCC
 Lennard-Jones bar (rho = 1.0, kT ~ 0.3, 5 x 5 x 12 cells, 1200 atoms, six 2-cell coupling cells,
 free (001) ends) between two DOLFINx heat-equation pieces of 11.6 sigma (rho c = 3 k_B rho,
-k = 10; P1, Crank–Nicolson); each piece takes the temperature of the bar's end cell (its flux
+k = 10; P1 on 0.5 sigma, Crank–Nicolson, 0.25 tau); each piece takes the temperature of the bar's end cell (its flux
 cell) as its inner boundary value, and the heat that crosses that boundary goes into the atoms of
 the flux cell exactly (:class:`bridge.flux.HeatCoupling`).  See the case functions for the checks.
 """
@@ -55,9 +55,10 @@ from ._figures import pyplot, save
 
 # Lennard-Jones reduced units on OpenMM's (sigma = 1 nm, epsilon = 1 kJ/mol, m = 1 amu, tau = 1 ps)
 COUETTE = dict(H=50.0, U=0.5, rho=0.813, kT=1.1, eta=2.14, cutoff=2.2, dt=0.005)
+CONTINUUM_DT = 0.25         # tau; Crank–Nicolson on 0.5-sigma P1 cells
 
 
-def continuum_piece(lo: float, hi: float, wall_at: float, *, rho: float, eta: float, h: float = 0.25):
+def continuum_piece(lo: float, hi: float, wall_at: float, *, rho: float, eta: float, h: float = 0.5):
     """A DOLFINx piece of the channel on ``[lo, hi]`` with boundaries ``"wall"`` (at ``wall_at``) and
     ``"md"`` (the other end): ``rho du/dt = eta d2u/dz2``, P1, Crank–Nicolson."""
     from mpi4py import MPI
@@ -109,7 +110,7 @@ def couette_model(*, lateral: float = 10.0, replicas: int | None = 1, target_err
     steps = int(round(window / p["dt"]))
     coupling = CouetteCoupling(mds, lower, upper, U=p["U"], H=p["H"], viscosity=p["eta"],
                                window=window,
-                               md_steps=steps, substeps=int(round(window / 0.05)))
+                               md_steps=steps, substeps=int(round(window / CONTINUUM_DT)))
     coupling.plan = plan
     coupling.calibration = coupling.calibrate(max(4, int(round(calibrate / window))))
     return coupling
@@ -229,7 +230,8 @@ CASES = [
 # -- thermal coupling ----------------------------------------------------------------------------
 # Lennard-Jones FCC solid (rho = 1.0, a = 1.587 sigma, kT = 0.3, cutoff 2.5 sigma switched from 2.2),
 # 5 x 5 x 12 cells (1200 atoms), six coupling cells of two FCC cells (200 atoms); continuum heat
-# equation with rho c = 3 rho k_B (Dulong–Petit) and conductivity K_C on either side.
+# equation with rho c = 3 rho k_B (Dulong–Petit) and conductivity k = 10 on either side (P1 cells
+# of 0.5 sigma, Crank–Nicolson steps of 0.25 tau).
 HEAT = dict(T0=0.3, rho_c=3.0, k=10.0, margin=10.0, dt=0.005, window=5.0)
 
 
@@ -258,7 +260,7 @@ def heat_model(*, outer: str, seed: int = 1, equilibrate: float = 10.0, window: 
 
     def piece(lo, hi, outer_at, T_outer, initial=T_bg):
         other = hi if math.isclose(outer_at, lo) else lo
-        mesh = interval_mesh(max(8, int(round((hi - lo) / 0.25))), (lo, hi), comm=MPI.COMM_SELF)
+        mesh = interval_mesh(max(8, int(round((hi - lo) / 0.5))), (lo, hi), comm=MPI.COMM_SELF)
         dirichlet = {"md": T_bg}
         if T_outer is not None:
             dirichlet["outer"] = T_outer
@@ -274,7 +276,7 @@ def heat_model(*, outer: str, seed: int = 1, equilibrate: float = 10.0, window: 
         left = piece(0.0, za, 0.0, hot, lambda x: T_bg + amp * np.exp(-0.5 * ((x[0] - zc) / width) ** 2))
     right = piece(zb, L, L, cold)
     coupling = HeatCoupling(bar, left, right, window=W, md_steps=int(round(W / p["dt"])),
-                            substeps=int(round(W / 0.05)), md_temperature=(T_bg, T_bg))
+                            substeps=int(round(W / CONTINUUM_DT)), md_temperature=(T_bg, T_bg))
     coupling.length = L
     coupling.background = T_bg
     return coupling

@@ -335,7 +335,7 @@ class LJSolidBar(_Slab):
     def __init__(self, z0: float, lateral_cells: int = 5, length_cells: int = 12, *, cell_depth: int = 2,
                  density: float = 1.0, kT: float = 0.3, sigma: float = 1.0, epsilon: float = 1.0,
                  mass: float = 1.0, cutoff: float = 2.5, switch: float | None = 2.2, dt: float = 0.005,
-                 chunk: int = 10, platform: str = "CPU", seed: int = 1):
+                 chunk: int = 20, platform: str = "CPU", seed: int = 1):
         _check_positive(density=density)
         if int(cell_depth) < 1 or int(lateral_cells) < 1:
             raise SetupError(f"cell_depth {cell_depth} and lateral_cells {lateral_cells} must be >= 1",
