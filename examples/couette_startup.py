@@ -15,7 +15,8 @@ ten coupling cells.  The rest is continuum: two DOLFINx pieces solving rho du/dt
 
 Before the start the coupled model runs at rest to measure the error bar of a window average (the
 MD's thermal noise and what the continuum returns of it).  ``--target-error 0.05`` lets the
-coupling choose how many independent MD replicas reach a 5 % error of U instead.
+coupling choose how many independent MD replicas (or, with ``--vary window``, how long a window)
+reach a 5 % error of U (the MD's own part of the error).
 
 Output (``--out``): ``couette_startup.png`` (MD cell averages with error bars, the continuum
 pieces and the analytic series at several times; the momentum the constraint put into the MD
@@ -25,7 +26,7 @@ cells stand in for) and
 Asserted: RMS deviation from the analytic profile within twice the RMS error bar; MD momentum
 ledger closed to 1e-4 per window, continuum ledger to 1e-10, no particle lost.
 
-Run:  python examples/couette_startup.py [--quick] [--target-error F] [--out DIR]
+Run:  python examples/couette_startup.py [--quick] [--target-error F [--vary replicas|window]] [--out DIR]
 """
 from __future__ import annotations
 
@@ -41,17 +42,20 @@ def main(argv=None) -> None:
     parser.add_argument("--quick", action="store_true", help="40 tau instead of 200 tau")
     parser.add_argument("--target-error", type=float, default=None,
                         help="relative error of a window average (fraction of U) to reach with replicas")
+    parser.add_argument("--vary", choices=("replicas", "window"), default="replicas",
+                        help="what --target-error may change: the number of MD replicas or the window")
     parser.add_argument("--out", type=Path, default=Path("couette_startup"))
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
 
     t_end = 40.0 if args.quick else 200.0
-    c = couette_model(target_error=args.target_error, calibrate=40.0 if args.quick else 60.0)
+    c = couette_model(target_error=args.target_error, vary=args.vary, calibrate=40.0 if args.quick else 60.0)
     cal = c.calibration
     print(f"{len(c.replicas)} replica(s) of {c.replicas[0].n} particles; error bar of a window average "
           f"{cal['coupled_error']:.4f} (MD alone {cal['md_error']:.4f}, statistical inefficiency {cal['g']:.1f})")
     if c.plan is not None:
-        print(f"plan for {args.target_error:.1%}: {c.plan.replicas} replicas, predicted {c.plan.predicted_error:.2%}")
+        print(f"plan for {args.target_error:.1%}: {c.plan.replicas} replica(s), window {c.window:g} tau, "
+              f"predicted {c.plan.predicted_error:.2%}")
     c.run(int(round(t_end / c.window)))
     cmp_ = compare(c, t_min=10.0)
     led = ledger_ratios(c)

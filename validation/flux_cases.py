@@ -75,15 +75,16 @@ def continuum_piece(lo: float, hi: float, wall_at: float, *, rho: float, eta: fl
 
 
 def couette_model(*, lateral: float = 10.0, replicas: int | None = 1, target_error: float | None = None,
-                  window: float = 5.0, chunk: int = 20, platform: str = "CPU", seed: int = 1,
-                  equilibrate: float = 10.0, calibrate: float = 40.0) -> CouetteCoupling:
+                  vary: str = "replicas", window: float = 5.0, chunk: int = 20, platform: str = "CPU",
+                  seed: int = 1, equilibrate: float = 10.0, calibrate: float = 40.0) -> CouetteCoupling:
     """The coupled Couette start-up model of this module (see the module docstring).
 
     Every replica is equilibrated (``equilibrate`` tau); the coupled model is then calibrated at
     rest for ``calibrate`` tau (:meth:`CouetteCoupling.calibrate`; kept as ``coupling.calibration``).
-    With ``target_error`` (a fraction of U) the number of replicas comes from
-    :func:`bridge.flux.plan_sampling` with the first replica's own noise (:meth:`LJSlab.calibrate`,
-    20 tau; ``replicas`` is then ignored); the plan is kept as ``coupling.plan``.
+    With ``target_error`` (a fraction of U) :func:`bridge.flux.plan_sampling` chooses, from the
+    first replica's own noise (:meth:`LJSlab.calibrate`, 20 tau), the number of replicas
+    (``vary="replicas"``; ``replicas`` is then ignored) or the window (``vary="window"``, rounded
+    up to whole chunks of steps); the plan is kept as ``coupling.plan``.
     """
     from bridge_adapters.openmm.flux import LJSlab
 
@@ -102,15 +103,16 @@ def couette_model(*, lateral: float = 10.0, replicas: int | None = 1, target_err
     if target_error is not None:
         n = mds[0].calibrate(20.0, window)
         plan = plan_sampling(target_error, p["U"], kT=p["kT"], mass=1.0, particles_per_cell=n["particles"],
-                             correlation_time=n["correlation_time"], window=window)
+                             correlation_time=n["correlation_time"], window=window, vary=vary)
         replicas = plan.replicas
+        step = chunk * p["dt"]
+        window = step * math.ceil(plan.window / step - 1e-9)
     mds += [replica(r) for r in range(1, int(replicas or 1))]
     lower = continuum_piece(0.0, za, 0.0, rho=p["rho"], eta=p["eta"])
     upper = continuum_piece(zb, p["H"], p["H"], rho=p["rho"], eta=p["eta"])
     steps = int(round(window / p["dt"]))
-    coupling = CouetteCoupling(mds, lower, upper, U=p["U"], H=p["H"], viscosity=p["eta"],
-                               window=window,
-                               md_steps=steps, substeps=int(round(window / CONTINUUM_DT)))
+    coupling = CouetteCoupling(mds, lower, upper, U=p["U"], H=p["H"], viscosity=p["eta"], window=window,
+                               md_steps=steps, substeps=max(1, int(round(window / CONTINUUM_DT))))
     coupling.plan = plan
     coupling.calibration = coupling.calibrate(max(4, int(round(calibrate / window))))
     return coupling

@@ -33,7 +33,7 @@ from bridge.averaging import block_average
 from bridge.errors import CalculationError, SetupError
 from bridge.flux import SlabLayout, ThermalWindowData, WindowData, constrain_cells
 
-from . import _require
+from . import _require, select_platform
 
 __all__ = ["LJSlab", "LJSolidBar", "fcc_bar", "slab_particles"]
 
@@ -120,13 +120,9 @@ class _Slab:
         system.addForce(wall)
         self.system = system
         self.integrator = openmm.VerletIntegrator(dt)
-        try:
-            plat = openmm.Platform.getPlatformByName(platform)
-        except Exception as exc:
-            raise SetupError(f"OpenMM platform '{platform}' is not available: {exc}",
-                             fix="use platform='CPU' (or 'Reference'); 'CUDA'/'OpenCL' need a GPU") from exc
-        self.context = openmm.Context(system, self.integrator, plat)
-        self.platform = plat.getName()
+        self.context = select_platform(system, self.integrator, platform)
+        self.integrator = self.context.getIntegrator()              # the copy bound to the context
+        self.platform = self.context.getPlatform().getName()
         self.context.setPositions(np.asarray(positions) + np.array([0.0, 0.0, self._shift]))
         self._masses = np.full(self.n, float(mass))
         self.steps = 0

@@ -11,10 +11,11 @@ MSBRIDGE = [sys.executable, "-m", "bridge.cli"]
 WITH_FIGURES = {"fcc_lj_elastic_constants", "laminate_homogenization", "qss_reaction_diffusion",
                 "split_heat_conduction", "fiber_composite_bounds", "atomistic_rve_cauchy_born",
                 "handshake_wave", "handshake_plate", "kmc_annealing", "couette_startup", "heat_bar_steady",
-                "heat_pulse"}
+                "heat_pulse", "adress_lj_density"}
 EXPECTED = WITH_FIGURES | {"laminate_homogenization_3d", "fiber_composite_bounds",
             "hill_mandel_residual", "fe2_linear_single_scale", "atomistic_rve_cauchy_born",
-            "handshake_patch_test", "handshake_gradient", "kmc_diffusion", "kmc_balance", "eam_fe_lattice"}
+            "handshake_patch_test", "handshake_gradient", "kmc_diffusion", "kmc_balance", "eam_fe_lattice",
+            "adress_forces"}
 
 
 def run(args, cwd, timeout=900):
@@ -83,6 +84,7 @@ def test_bench_quick_reports_ratios_and_machine(tmp_path):
     assert {"rve_factor_once", "micro_solves_per_second", "fe2_adaptivity", "fe2_two_ranks"} <= names
     assert {"plate_n48", "plate_n96", "kmc_events_n1000", "kmc_events_n10000", "cascade_n1024"} <= names
     assert {"couette_md_chunk10", "couette_md_chunk50", "couette_window", "heat_md_chunk20"} <= names
+    assert {"adress_quarter_force", "adress_tenth_force", "adress_quarter_force_every_step"} <= names
     for b in data["benchmarks"]:
         if b["name"].startswith(("bridge", "native", "qmmm")):
             assert b["size"]["atoms"] >= (10000 if b["name"].startswith(("bridge", "native")) else 700)

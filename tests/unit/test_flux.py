@@ -284,6 +284,23 @@ def test_calibration_restores_the_continuum_and_reports_the_noise():
         c.calibrate(4)
 
 
+def test_replicas_are_averaged_and_their_noise_pooled():
+    lay = SlabLayout(z0=2.5, height=25.0, n_cells=10)
+    za, zb = lay.interfaces
+    a, b = NoisySlab(lay, seed=1), NoisySlab(lay, seed=2)
+    c = CouetteCoupling([a, b], FakePiece(0, za, ["wall", "md"]), FakePiece(zb, H, ["md", "wall"]),
+                        U=U, H=H, viscosity=2.0, window=5.0, md_steps=20, substeps=5)
+    rec = c.step_window()
+    assert len(a.calls) == len(b.calls) == 1
+    assert len([t for t in c.ledger.transfers if t.quantity == "x-momentum (MD)"]) == 2
+    ra, rb = np.random.default_rng(1), np.random.default_rng(2)          # the two replicas' first draws
+    ma = ra.normal(scale=0.05, size=(20, 10)).mean(0)
+    mb = rb.normal(scale=0.05, size=(20, 10)).mean(0)
+    assert np.allclose(rec["mean"], 0.5 * (ma + mb), atol=1e-15)
+    # without a calibration the error bar is the spread of the replicas
+    assert np.allclose(rec["error"], np.std([ma, mb], axis=0, ddof=1) / np.sqrt(2), atol=1e-15)
+
+
 def test_coupling_refuses_mismatched_times_and_interfaces():
     class Timed(FakeSlab):
         dt = 0.005

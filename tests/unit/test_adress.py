@@ -1,0 +1,132 @@
+"""Unit tests of the AdResS core (bridge.adress): the reference forces, the thermodynamic force, crossings."""
+import numpy as np
+import pytest
+
+from bridge.adress import (ThermodynamicForce, centres_of_mass, count_crossings, lennard_jones,
+                           reference_forces, wca)
+from bridge.errors import SetupError
+from bridge.zones import Slab, Sphere
+
+BOX = np.array([12.0, 8.0, 8.0])
+AT, CG = lennard_jones(1.0, 1.0, 2.5), wca(1.0, 1.2)
+
+
+def dimers(n=8, seed=0):
+    """``n`` rigid-ish dimers (bond 0.5, masses 1 and 3) spread over the box, no atoms closer than 0.45."""
+    rng = np.random.default_rng(seed)
+    x, mol = [], []
+    while len(x) < 2 * n:
+        c = rng.random(3) * BOX
+        u = rng.normal(size=3)
+        pair = [c, c + 0.5 * u / np.linalg.norm(u)]
+        ok = all(np.linalg.norm((p - q) - BOX * np.round((p - q) / BOX)) > 0.95 for p in pair for q in x)
+        if ok:
+            x += pair
+            mol += [len(x) // 2 - 1] * 2
+    masses = np.tile([1.0, 3.0], n)
+    return np.array(x) % BOX, masses, np.array(mol)
+
+
+@pytest.mark.parametrize("zone", [Slab(0, 6.0, 1.5, 2.0, period=12.0), Sphere([6.0, 4.0, 4.0], 1.5, 2.0, box=BOX)])
+def test_hamiltonian_forces_are_minus_the_energy_gradient(zone):
+    x, m, mol = dimers()
+    F, E = reference_forces(x, m, mol, zone, AT, CG, scheme="hamiltonian", box=BOX)
+    w = zone.weights(centres_of_mass(x, m, mol, BOX))
+    assert np.any((w > 0) & (w < 1))                       # the drift term is exercised
+    h = 1e-6
+    for i in range(0, len(x), 3):
+        for k in range(3):
+            xp, xm = x.copy(), x.copy()
+            xp[i, k] += h
+            xm[i, k] -= h
+            fd = -(reference_forces(xp, m, mol, zone, AT, CG, scheme="hamiltonian", box=BOX)[1]
+                   - reference_forces(xm, m, mol, zone, AT, CG, scheme="hamiltonian", box=BOX)[1]) / (2 * h)
+            assert F[i, k] == pytest.approx(fd, rel=1e-6, abs=1e-6)
+
+
+def test_force_interpolation_keeps_newtons_third_law_and_the_pure_limits():
+    x, m, mol = dimers()
+    zone = Slab(0, 6.0, 1.5, 2.0, period=12.0)
+    F, E = reference_forces(x, m, mol, zone, AT, CG, scheme="force", box=BOX)
+    assert E is None and np.allclose(F.sum(axis=0), 0.0, atol=1e-11)
+    everywhere_at = Slab(0, 6.0, 6.0, 0.5, period=13.0)    # core wider than the box: w = 1 for all
+    F_at, _ = reference_forces(x, m, mol, everywhere_at, AT, CG, scheme="force", box=BOX)
+    nowhere = Slab(0, 6.0, 0.0, 0.01, period=12.0)          # a core of zero width: w = 0 almost everywhere
+    com = centres_of_mass(x, m, mol, BOX)
+    assert np.all(everywhere_at.weights(com) == 1.0)
+    # all-atomistic: atom pair forces between molecules only
+    expect = np.zeros_like(x)
+    for i in range(len(x)):
+        for j in range(len(x)):
+            if mol[i] != mol[j]:
+                d = x[i] - x[j] - BOX * np.round((x[i] - x[j]) / BOX)
+                r = np.linalg.norm(d)
+                expect[i] += AT.force(np.array(r)) * d / r
+    assert np.allclose(F_at, expect, atol=1e-12)
+    assert np.all(nowhere.weights(com) == 0.0)
+    cg_long = wca(2.0, 1.0)                                  # reaches 2.24: centres of mass interact
+    F_cg, _ = reference_forces(x, m, mol, nowhere, AT, cg_long, scheme="force", box=BOX)
+    fm = np.zeros((mol.max() + 1, 3))
+    for a in range(len(com)):
+        for b in range(len(com)):
+            if a != b:
+                d = com[a] - com[b] - BOX * np.round((com[a] - com[b]) / BOX)
+                r = np.linalg.norm(d)
+                fm[a] += cg_long.force(np.array(r)) * d / r
+    M = np.bincount(mol, weights=m)
+    assert np.abs(fm).max() > 0                              # some centres are within the WCA range
+    assert np.allclose(F_cg, (m / M[mol])[:, None] * fm[mol], atol=1e-12)
+
+
+def test_centres_of_mass_across_the_boundary():
+    x = np.array([[11.9, 1.0, 1.0], [0.1, 1.0, 1.0], [5.0, 5.0, 5.0]])
+    com = centres_of_mass(x, np.array([1.0, 1.0, 2.0]), np.array([0, 0, 1]), BOX)
+    assert com[0] == pytest.approx([12.0, 1.0, 1.0]) and com[1] == pytest.approx([5.0, 5.0, 5.0])
+
+
+def test_potentials_are_cut_and_shifted():
+    assert AT.energy(np.array(2.5)) == 0.0 and AT.energy(np.array(2.4999)) == pytest.approx(0.0, abs=1e-4)
+    rc = 2 ** (1 / 6)
+    assert CG.energy(np.array(rc - 1e-9)) == pytest.approx(0.0, abs=1e-7) and CG.force(np.array(rc + 1e-3)) == 0.0
+    r = np.linspace(0.9, 2.4, 50)
+    h = 1e-6
+    assert np.allclose(AT.force(r), -(AT.energy(r + h) - AT.energy(r - h)) / (2 * h), rtol=1e-6)
+    with pytest.raises(SetupError):
+        lennard_jones(1.0, 1.0, 0.5)
+
+
+def test_thermodynamic_force_update_is_antisymmetric_tapered_and_its_potential_consistent(tmp_path):
+    zone = Slab(0, 12.0, 3.0, 3.0, period=24.0)
+    tf = ThermodynamicForce(zone, 96, prefactor=10.0, smoothing=0.75, overlap=1.0)
+    x = tf.grid
+    rho = 0.8 * (1 + 0.1 * np.tanh((x - 8.0)) * (x < 12) - 0.1 * np.tanh(x - 16.0) * (x >= 12)) + 0.004 * np.sin(x)
+    dev = tf.update(rho, 0.8)
+    assert dev == pytest.approx(np.max(np.abs(rho / 0.8 - 1)))
+    F = tf.force
+    assert np.allclose(F, -F[::-1], atol=1e-14)                             # about the centre (12 = 48 dx)
+    outside = (np.abs(x - 12.0) < 3.0 - 1.0) | (np.abs(x - 12.0) > 6.0 + 1.0)
+    assert np.all(F[outside] == 0.0) and np.abs(F).max() > 0
+    assert np.all(F[(x > 5.5) & (x < 8.5)] < 0)             # down the density gradient, out of the dense side
+    U = tf.potential
+    slope = -(U - np.roll(U, 1)) / tf.dx                                    # between grid points k-1 and k
+    assert np.allclose(slope, 0.5 * (F + np.roll(F, 1)), atol=1e-12)
+    path = tf.save(tmp_path / "tf.npz")
+    back = ThermodynamicForce.load(path)
+    assert np.array_equal(back.force, tf.force) and back.overlap == 1.0 and back.iterations == 1
+    assert back.zone.half_width == 3.0 and back.zone.period == 24.0
+    with pytest.raises(SetupError, match="periodic slab"):
+        ThermodynamicForce(Slab(0, 12.0, 3.0, 3.0), 96, 1.0, 0.5)
+    with pytest.raises(SetupError):
+        tf.update(rho[:-1], 0.8)
+
+
+def test_profile_and_crossings():
+    zone = Slab(0, 12.0, 3.0, 3.0, period=24.0)
+    tf = ThermodynamicForce(zone, 24, 1.0, 0.5)
+    assert tf.profile(np.array([-0.5, 0.2, 23.9, 24.0, 12.3])).tolist()[:2] == [2.0, 0.0]
+    before = np.array([0, 0, 1, 2, 2, 1])
+    after = np.array([0, 1, 0, 2, 1, 2])
+    c = count_crossings(before, after)
+    assert c == {"into_core": 1, "out_of_core": 1, "into_coarse": 1, "out_of_coarse": 1, "changed": 4}
+    with pytest.raises(SetupError):
+        count_crossings(before, after[:-1])
