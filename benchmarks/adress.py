@@ -3,7 +3,8 @@ a step of the same box fully atomistic.
 
 A Lennard-Jones liquid (rho = 0.8, kT = 1.0, Langevin, OpenMM CPU platform) in a 48 x 8 x 8 box
 (2458 particles), the atomistic core plus its hybrid layers covering a quarter (``adress_quarter``)
-or a tenth (``adress_tenth``) of the box along x.  Three runs per size, interleaved with the
+or a tenth (``adress_tenth``) of the box along x.  Three variants per size (two in quick mode),
+each timed in interleaved repeats with the
 baseline, OpenMM's own ``NonbondedForce`` Lennard-Jones (cut at 2.5 sigma) on the same particles:
 
 - ``*_force``: force interpolation, ``CustomNonbondedForce`` with per-particle weights refreshed
@@ -56,6 +57,7 @@ def adress(quick: bool = False, repeats: int | None = None) -> list[BenchResult]
             liq = AdResSLiquid(x, L, zone, lennard_jones(1.0, 1.0, 2.5), wca(1.0, 1.0), scheme=scheme,
                                update_every=every, kT=1.0)
             openmm.LocalEnergyMinimizer.minimize(liq.context, 10.0, 200)
+            liq.refresh_weights()
             t = interleave(lambda: base_int.step(steps), lambda: liq.step(steps), repeats=reps)
             out.append(BenchResult(
                 name=f"adress_{label}_{name}", ratio=t.ratio, ratio_name="AdResS / fully atomistic wall time per step",

@@ -25,9 +25,10 @@ independent reference the engine implementations are checked against.
 
 The **thermodynamic force** (:class:`ThermodynamicForce`) flattens the density across the hybrid
 layer: ``F_th <- F_th - p grad(rho_smooth)`` with ``p = 1 / (rho0^2 kappa_T)`` (times a damping
-factor), the density smoothed before differentiating, the update tapered to zero at the hybrid
-layer's edges, iterated until ``max |rho / rho0 - 1|`` is below a tolerance; the force and its
-potential are tabulated along the slab axis, saved to and loaded from ``.npz``.
+factor), the density smoothed before differentiating, the update tapered to zero a little beyond
+the hybrid layer's edges; each :meth:`ThermodynamicForce.update` returns ``max |rho / rho0 - 1|``
+for the caller's stopping rule; the force and its potential are tabulated along the slab axis,
+saved to and loaded from ``.npz``.
 
 Units are the caller's, used consistently (the OpenMM adapter uses nm, kJ/mol, amu, ps).
 """
@@ -110,6 +111,9 @@ def centres_of_mass(x: np.ndarray, masses: np.ndarray, molecule: np.ndarray,
     x = np.asarray(x, float)
     mol = np.asarray(molecule, np.int64)
     n_mol = int(mol.max()) + 1
+    if mol.min() < 0 or np.any(np.bincount(mol, minlength=n_mol) == 0):
+        raise SetupError("molecule ids must run 0 .. n_mol - 1 with every id used",
+                         fix="number the molecules consecutively from 0")
     first = np.full(n_mol, -1)
     first[mol[::-1]] = np.arange(len(mol))[::-1]
     rel = _minimum_image(x - x[first[mol]], box)
@@ -222,9 +226,10 @@ class ThermodynamicForce:
         if not isinstance(zone, Slab) or zone.period is None:
             raise SetupError("the thermodynamic force is tabulated for a periodic slab zone",
                              fix="use bridge.zones.Slab(axis, centre, half_width, hybrid_width, period=L)")
-        if int(bins) < 16 or not prefactor > 0 or not smoothing > 0 or not overlap >= 0:
-            raise SetupError(f"need bins >= 16, prefactor > 0, smoothing > 0 (got {bins}, {prefactor}, {smoothing})",
-                             fix="e.g. ThermodynamicForce(zone, bins=200, prefactor=1.0, smoothing=0.5)")
+        if int(bins) < 16 or not prefactor > 0 or not smoothing > 0 or not 0 <= overlap <= zone.half_width:
+            raise SetupError(f"need bins >= 16, prefactor > 0, smoothing > 0, 0 <= overlap <= half_width "
+                             f"(got {bins}, {prefactor}, {smoothing}, {overlap})",
+                             fix="e.g. ThermodynamicForce(zone, bins=200, prefactor=1.0, smoothing=0.5, overlap=1.0)")
         self.zone, self.bins = zone, int(bins)
         self.prefactor, self.smoothing, self.overlap = float(prefactor), float(smoothing), float(overlap)
         L = zone.period
@@ -257,19 +262,21 @@ class ThermodynamicForce:
         if rho.shape != (self.bins,) or not np.all(np.isfinite(rho)) or not rho0 > 0:
             raise SetupError(f"density profile must be {self.bins} finite values and rho0 > 0",
                              fix="sample the profile with ThermodynamicForce.profile over the same bins")
-        grad = np.gradient(self.smoothed(rho), self.dx)
+        sm = self.smoothed(rho)
+        grad = (np.roll(sm, -1) - np.roll(sm, 1)) / (2 * self.dx)           # periodic central difference
         # keep the correction antisymmetric about the slab centre (both hybrid layers alike)
         corr = -self.prefactor * grad * self.taper
         corr = 0.5 * (corr - self._mirror(corr))
+        corr -= corr.mean() * (self.taper > 0) * self.bins / max(int(np.count_nonzero(self.taper)), 1)
         self.force = self.force + corr
         self.iterations += 1
         return float(np.max(np.abs(rho / rho0 - 1.0)))
 
     def _mirror(self, f: np.ndarray) -> np.ndarray:
-        """``f`` reflected about the slab centre (on the periodic grid)."""
-        c = self.zone.centre / self.dx - 0.5
-        idx = np.mod(np.rint(2 * c - np.arange(self.bins)).astype(np.int64), self.bins)
-        return f[idx]
+        """``f`` reflected about the slab centre: ``f(2 c - x)``, periodic linear interpolation (exact
+        when the centre sits on a grid point or halfway between two)."""
+        L = self.zone.period
+        return np.interp(np.mod(2 * self.zone.centre - self.grid, L), self.grid, f, period=L)
 
     @property
     def potential(self) -> np.ndarray:
@@ -281,6 +288,21 @@ class ThermodynamicForce:
         pts[:, self.zone.axis] = self.grid
         far = int(np.argmax(self.zone.distance(pts)[0]))
         return U - U[far]
+
+    def edge_potential(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(edges (bins + 1,), U (bins + 1,))``: the potential at the bin edges ``0, dx, ..., L``, with
+        ``U[k+1] - U[k] = -force[k] dx`` (each bin's force is the slope across that bin) and
+        ``U[0] = U[-1]`` (the force integrates to zero over the period); what an engine splines."""
+        edges = np.arange(self.bins + 1) * self.dx
+        U = np.concatenate([[0.0], -np.cumsum(self.force) * self.dx])
+        U -= np.interp(self.grid[int(np.argmax(self._far()))], edges, U)
+        U[-1] = U[0]
+        return edges, U
+
+    def _far(self) -> np.ndarray:
+        pts = np.zeros((self.bins, 3))
+        pts[:, self.zone.axis] = self.grid
+        return self.zone.distance(pts)[0]
 
     def save(self, path: str | Path) -> Path:
         """Write the table and its settings to ``path`` (``.npz``), atomically."""

@@ -5,8 +5,9 @@ atomistic model is Lennard-Jones cut and shifted at 2.5 sigma, the coarse one WC
 part): at the same density and temperature the coarse liquid's pressure is several times higher,
 so without a correction the atomistic region fills up at the expense of the coarse one.
 
-``adress_forces`` (validation 1): 14 particles at random places (no pair closer than 0.95 sigma) in
-a 12 x 8 x 8 box with an atomistic slab (half-width 1.5, hybrid layer 2) and, separately, an
+``adress_forces`` (validation 1): 60 particles at random places (no pair closer than 0.9 sigma) in
+a 12 x 8 x 8 box (the coarse model here a WCA of sigma 1.8, so that coarse pairs reach into the
+hybrid layer; at least 5 such pairs are required) with an atomistic slab (half-width 1.5, hybrid layer 2) and, separately, an
 atomistic sphere (radius 2, hybrid 1.5): OpenMM's forces (Reference platform, double precision)
 against the brute-force NumPy evaluation of the formulas (:func:`bridge.adress.reference_forces`)
 for force interpolation and H-AdResS, the H-AdResS energy too; a pair deep in the atomistic core
@@ -16,11 +17,16 @@ relative deviation over 1e-10.
 ``adress_lj_density`` (validation 2): a 24 x 7 x 7 box of 941 particles (rho0 = 0.8, kT = 1.0,
 Langevin friction 1/tau), atomistic slab of half-width 3 in the middle, hybrid layers of 3, force
 interpolation with the weights refreshed every 5 steps.  The thermodynamic force is iterated
-(prefactor 40, density smoothed over 0.75 sigma, reaching 1.5 sigma beyond the hybrid layers),
+(prefactor 40 for three iterations, then 20; density smoothed over 0.75 sigma; reaching 1.5
+sigma beyond the hybrid layers),
 each iteration sampling 20 tau (quick: 15), 8 iterations (quick: 7); a final run of 200 tau
-(quick: 100) measures the density in 1-sigma bins (statistical error ~0.3-0.4 % per bin).  Check: max |rho / rho0 - 1| <= 2 % (the
-ESPResSo++ H-AdResS reference profiles deviate +1.9 % / -4.1 % with their correction).  The
-profile without correction is reported beside it (measured +16 % / -8 %; ESPResSo++ ~13 %).
+(quick: 100), after 10 tau on the last table, measures the density in 1-sigma bins (statistical
+error ~0.3-0.4 % per bin, so the largest of 24 noise-only bins is ~1 %; the dips where the models
+meet are narrower than a bin).  Check: max |rho / rho0 - 1| <= 2 % (DESIGN.md section 6: the
+ESPResSo++ H-AdResS reference profiles deviate +1.9 % / -4.1 % with their correction); measured
+0.9-1.05 %.  The check counts only if the uncorrected profile (measured +16 to +17 % in the core,
+-9 to -10 % in the coarse region; ESPResSo++ ~13 %) is off by more than 5 % and particles cross
+into both the core and the coarse region during the final run.
 """
 from __future__ import annotations
 
@@ -49,8 +55,10 @@ def adress_forces(quick: bool, outdir: Path | None) -> Outcome:
     from bridge_adapters.openmm.adress import AdResSLiquid
 
     box = np.array([12.0, 8.0, 8.0])
-    at, cg = lennard_jones(1.0, 1.0, 2.5), wca(1.0, 1.0)
-    x = _scattered(14, box)
+    # a coarse potential of longer range (WCA of sigma 1.8, reaching 2.0) so that coarse pairs
+    # occur in the hybrid layer, where the interpolation acts
+    at, cg = lennard_jones(1.0, 1.0, 2.5), wca(1.8, 1.0)
+    x = _scattered(60, box, min_dist=0.9)
     m, mol = np.ones(len(x)), np.arange(len(x))
     zones = {"slab": Slab(0, 6.0, 1.5, 2.0, period=12.0), "sphere": Sphere([6.0, 4.0, 4.0], 2.0, 1.5, box=box)}
     ratios, details = {}, {}
@@ -62,11 +70,18 @@ def adress_forces(quick: bool, outdir: Path | None) -> Outcome:
             if E_ref is not None:
                 err = max(err, abs(liq.potential_energy() - E_ref) / max(abs(E_ref), 1.0))
             ratios[f"{zname} {scheme} / 1e-10"] = err / 1e-10
-            details[f"{zname}_{scheme}_hybrid_particles"] = int(np.sum((zone.weights(x) > 0) & (zone.weights(x) < 1)))
+            w = zone.weights(x)
+            i, j = np.triu_indices(len(x), 1)
+            d = x[i] - x[j]
+            r = np.linalg.norm(d - box * np.round(d / box), axis=1)
+            hyb = int(np.sum((r < cg.cutoff) & (((w[i] > 0) & (w[i] < 1)) | ((w[j] > 0) & (w[j] < 1)))))
+            details[f"{zname} coarse pairs touching the hybrid layer"] = hyb
+            if hyb < 5:
+                ratios[f"{zname} {scheme} / 1e-10"] = float("inf")      # the test would not test the blend
     # pure regions: a pair deep in the core, a pair deep in the coarse region (slab, both schemes)
     zone = zones["slab"]
     pair_core = np.array([[5.6, 4.0, 4.0], [6.7, 4.3, 4.1]])
-    pair_cg = np.array([[0.3, 4.0, 4.0], [11.4, 4.2, 3.9]])          # across the periodic boundary
+    pair_cg = np.array([[0.6, 4.0, 4.0], [11.2, 4.2, 3.9]])          # across the periodic boundary
     for label, pair, pot in (("core", pair_core, at), ("coarse", pair_cg, cg)):
         for scheme in ("force", "hamiltonian"):
             liq = AdResSLiquid(pair, box, zone, at, cg, scheme=scheme, platform="Reference")
@@ -102,6 +117,7 @@ def lj_liquid(seed: int = 0, scheme: str = "force", platform: str = "CPU"):
     liq = AdResSLiquid(x, L, zone, lennard_jones(1.0, 1.0, 2.5), wca(1.0, 1.0), scheme=scheme, kT=p["kT"],
                        update_every=p["update_every"], seed=seed + 1, platform=platform)
     openmm.LocalEnergyMinimizer.minimize(liq.context, 10.0, 200)
+    liq.refresh_weights()
     return liq, zone
 
 
@@ -144,8 +160,12 @@ def run_adress_lj_density(quick: bool, outdir: Path | None):
     for it in range(n_iter):
         rho, _, _ = sample_density(liq, tf, seg)
         history.append(coarse_bins(rho, per) / p["rho0"] - 1.0)
+        # full steps while the profile is far off, half steps once it is close: the later updates
+        # mostly carry the sampling noise of their segment into the table
+        tf.prefactor = p["prefactor"] * (1.0 if it < 3 else 0.5)
         tf.update(rho, p["rho0"])
         liq.set_thermodynamic_force(tf)
+    liq.step(2000)                                              # 10 tau to settle on the last table
     rho, frames, cross = sample_density(liq, tf, final)
     dev = coarse_bins(rho, per) / p["rho0"] - 1.0
     # statistical error of each 1-sigma bin: blocked over the samples
@@ -154,6 +174,9 @@ def run_adress_lj_density(quick: bool, outdir: Path | None):
     fr = frames.reshape(len(frames), -1, per).mean(axis=2) / p["rho0"]
     err = np.array([block_average(fr[:, k])[1] for k in range(fr.shape[1])])
     worst = float(np.max(np.abs(dev)))
+    # the check is only meaningful if the two models really differ and particles really cross
+    uncorrected = float(np.max(np.abs(history[0])))
+    meaningful = uncorrected > 0.05 and cross["into_core"] > 0 and cross["into_coarse"] > 0
     details = {"max |rho/rho0 - 1| after": worst, "profile after (1-sigma bins)": dev.tolist(), "bin error (RMS)": float(np.sqrt(np.mean(err ** 2))),
                "max |rho/rho0 - 1| without correction": float(np.max(np.abs(history[0]))),
                "without correction, core": float(history[0][int(p["centre"])]),
@@ -164,8 +187,11 @@ def run_adress_lj_density(quick: bool, outdir: Path | None):
     if outdir is not None:
         figs = density_figure(tf, history, dev, err, zone, outdir)
         tf.save(Path(outdir) / "adress_thermodynamic_force.npz")
-    return Outcome(metric="max |rho/rho0 - 1| over 1-sigma bins after the thermodynamic-force iteration",
-                   value=worst, reference=0.0, tolerance=0.02, details=details, figures=figs), liq, tf
+    details["uncorrected deviation > 5 % and crossings in both directions"] = meaningful
+    return Outcome(metric="max |rho/rho0 - 1| over 1-sigma bins after the thermodynamic-force iteration (1 if the "
+                          "uncorrected profile is within 5 % or nothing crossed)",
+                   value=worst if meaningful else 1.0, reference=0.0, tolerance=0.02, details=details,
+                   figures=figs), liq, tf
 
 
 def density_figure(tf, history, dev, err, zone, outdir: Path) -> list[str]:

@@ -96,6 +96,12 @@ class AdResSLiquid:
             raise SetupError(f"box {box} is shorter than twice the cutoff {rc}", fix="enlarge the box")
         if int(update_every) < 1:
             raise SetupError(f"update_every must be >= 1, got {update_every}", fix="pass e.g. update_every=1")
+        if isinstance(zone, Slab) and (zone.period is None or not np.isclose(zone.period, box[zone.axis])):
+            raise SetupError(f"the slab's period {zone.period} is not the box length {box[zone.axis]} along its axis",
+                             fix="build the zone with period=box[axis]")
+        if isinstance(zone, Sphere) and (zone.box is None or not np.allclose(zone.box, box)):
+            raise SetupError(f"the sphere's box {zone.box} is not the liquid's box {box}",
+                             fix="build the zone with box=<the same box lengths>")
         self.zone, self.box, self.scheme = zone, box, scheme
         self.n, self.mass, self.kT, self.dt = len(x), float(mass), float(kT), float(dt)
         self.update_every = int(update_every)
@@ -146,6 +152,8 @@ class AdResSLiquid:
         return np.asarray(st.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer))
 
     def potential_energy(self) -> float:
+        """kJ/mol.  H-AdResS: the Hamiltonian's potential energy; force interpolation has none -- the
+        value is that of the pair expression with the weights held, not a conserved quantity."""
         st = self.context.getState(getEnergy=True)
         return float(st.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole))
 
@@ -178,15 +186,13 @@ class AdResSLiquid:
     # -- thermodynamic force ---------------------------------------------------------------------
     def set_thermodynamic_force(self, tf: ThermodynamicForce) -> None:
         """Apply ``tf`` (a periodic table along the slab axis) from now on."""
-        if not isinstance(self.zone, Slab) or tf.zone.axis != self.zone.axis:
-            raise SetupError("the thermodynamic force must belong to the liquid's slab zone",
-                             fix="build it with ThermodynamicForce(liquid.zone, ...)")
-        L = float(self.box[tf.zone.axis])
-        # the potential at the table's edges 0, dx, ..., L (periodic: first == last)
-        edges = np.arange(tf.bins + 1) * tf.dx
-        U = np.interp(edges, np.concatenate([[tf.grid[-1] - L], tf.grid, [tf.grid[0] + L]]),
-                      np.concatenate([[tf.potential[-1]], tf.potential, [tf.potential[0]]]))
-        U[-1] = U[0]
+        z, t = self.zone, tf.zone
+        if not isinstance(z, Slab) or t.axis != z.axis or not np.allclose(
+                [t.centre, t.half_width, t.hybrid_width, t.period], [z.centre, z.half_width, z.hybrid_width, z.period]):
+            raise SetupError("the thermodynamic force was made for another zone than the liquid's",
+                             fix="build (or iterate) it with ThermodynamicForce(liquid.zone, ...)")
+        L = float(self.box[t.axis])
+        _, U = tf.edge_potential()                 # at 0, dx, ..., L (periodic: first == last)
         axis = "xyz"[tf.zone.axis]
         if self._thermo is None:
             # a one-particle CustomCompoundBondForce per particle: like a CustomExternalForce, but it
@@ -199,9 +205,7 @@ class AdResSLiquid:
             self._thermo = f
         else:
             self._thermo.getTabulatedFunction(0).setFunctionParameters(U.tolist(), 0.0, L)
-        state = self.context.getState(getPositions=True, getVelocities=True)
-        self.context.reinitialize()
-        self.context.setState(state)
+        self.context.reinitialize(preserveState=True)    # keeps positions, velocities and the RNG state
         if self.scheme == "force":
             self.refresh_weights()
 
