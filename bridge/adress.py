@@ -34,7 +34,6 @@ Units are the caller's, used consistently (the OpenMM adapter uses nm, kJ/mol, a
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
