@@ -31,15 +31,13 @@ def adress(quick: bool = False, repeats: int | None = None) -> list[BenchResult]
     from bridge.zones import Slab
     from bridge_adapters.openmm import lennard_jones_system
     from bridge_adapters.openmm.adress import KB, AdResSLiquid
+    from bridge_validation.adress_cases import lattice_fill
 
     reps = repeats or (3 if quick else 5)
     steps = 200 if quick else 500
     L = np.array([48.0, 8.0, 8.0])
     n = int(round(0.8 * L.prod()))
-    cells = np.array([48, 8, 8])
-    g = np.stack(np.meshgrid(*(np.arange(k) for k in cells), indexing="ij"), -1).reshape(-1, 3)
-    g = g[np.random.default_rng(0).permutation(len(g))[:n]]
-    x = (g + 0.5) * L / cells
+    x = lattice_fill(n, L, np.array([48, 8, 8]), seed=0)
     base_sys = lennard_jones_system(n, 1.0, 1.0, mass=1.0, box=np.diag(L), cutoff=2.5)
     base_int = openmm.LangevinMiddleIntegrator(1.0 / KB, 1.0, 0.005)
     base = openmm.Context(base_sys, base_int, openmm.Platform.getPlatformByName("CPU"))

@@ -237,6 +237,7 @@ class ThermodynamicForce:
         pts = np.zeros((self.bins, 3))
         pts[:, zone.axis] = self.grid
         d, _ = zone.distance(pts)
+        self._far = int(np.argmax(d))               # the grid point farthest from the core: U = 0 there
         width = zone.hybrid_width + 2 * self.overlap
         s = np.clip((d + self.overlap) / width, 0.0, 1.0)
         # sin^2 over the hybrid layer widened by the overlap: zero at (and beyond) its edges
@@ -283,10 +284,7 @@ class ThermodynamicForce:
         between two points is minus the mean of their forces, with no half-bin shift), zero at the
         grid point farthest from the core."""
         U = -np.cumsum(0.5 * (self.force + np.roll(self.force, 1))) * self.dx
-        pts = np.zeros((self.bins, 3))
-        pts[:, self.zone.axis] = self.grid
-        far = int(np.argmax(self.zone.distance(pts)[0]))
-        return U - U[far]
+        return U - U[self._far]
 
     def edge_potential(self) -> tuple[np.ndarray, np.ndarray]:
         """``(edges (bins + 1,), U (bins + 1,))``: the potential at the bin edges ``0, dx, ..., L``, with
@@ -294,14 +292,9 @@ class ThermodynamicForce:
         ``U[0] = U[-1]`` (the force integrates to zero over the period); what an engine splines."""
         edges = np.arange(self.bins + 1) * self.dx
         U = np.concatenate([[0.0], -np.cumsum(self.force) * self.dx])
-        U -= np.interp(self.grid[int(np.argmax(self._far()))], edges, U)
+        U -= np.interp(self.grid[self._far], edges, U)
         U[-1] = U[0]
         return edges, U
-
-    def _far(self) -> np.ndarray:
-        pts = np.zeros((self.bins, 3))
-        pts[:, self.zone.axis] = self.grid
-        return self.zone.distance(pts)[0]
 
     def save(self, path: str | Path) -> Path:
         """Write the table and its settings to ``path`` (``.npz``), atomically."""

@@ -42,8 +42,8 @@ from .ledger import Ledger
 from .log import progress
 
 __all__ = ["couette_startup", "couette_window_mean", "SlabLayout", "velocity_noise", "SamplingPlan",
-           "plan_sampling", "constrain_cells", "statistical_inefficiency", "WindowData", "SlabMD",
-           "CouetteCoupling", "add_energy", "ThermalWindowData", "HeatCoupling"]
+           "plan_sampling", "constrain_cells", "statistical_inefficiency", "series_noise", "WindowData",
+           "SlabMD", "CouetteCoupling", "add_energy", "ThermalWindowData", "HeatCoupling"]
 
 
 # -- analytic reference -------------------------------------------------------------------------
@@ -191,6 +191,16 @@ def statistical_inefficiency(series: np.ndarray) -> float:
             continue
         gs.append((block_average(col)[1] / naive) ** 2)
     return max(1.0, float(np.mean(gs))) if gs else 1.0
+
+
+def series_noise(series: Sequence[np.ndarray]) -> tuple[float, float]:
+    """``(sigma, g)`` of cell-average samples at rest: ``series`` holds one ``(n_samples, n_cells)``
+    time series per independent replica; ``sigma`` is the spread of one sample pooled over cells
+    and replicas, ``g`` the statistical inefficiency averaged over the replicas (each blocked along
+    its own time series, never across replicas)."""
+    g = float(np.mean([statistical_inefficiency(x) for x in series]))
+    sigma = float(np.sqrt(np.mean([np.var(x, axis=0, ddof=1) for x in series])))
+    return sigma, g
 
 
 @dataclass(frozen=True)
@@ -384,13 +394,11 @@ class CouetteCoupling:
         self.time = 0.0
         self.n_window = 0
         lay = self.layout
-        nlo = lay.constrain
         self._band_z = lay.centres[lay.constrained]
         self._md_data = np.zeros(2)                      # MD velocities at z_a, z_b (fluid at rest)
         self._targets = np.zeros(len(self._band_z))
         self.history: list[dict[str, Any]] = []
         self.error_bar: float | None = None
-        self._nlo = nlo
         self.lower.set_dirichlet("wall", self.U)
         self.upper.set_dirichlet("wall", 0.0)
 
@@ -407,8 +415,9 @@ class CouetteCoupling:
 
     def _continuum_targets(self) -> np.ndarray:
         z = self._band_z
-        lo = self.lower.evaluate(z[: self._nlo, None])
-        hi = self.upper.evaluate(z[self._nlo:, None])
+        nlo = self.layout.constrain                      # constrained cells at the lower end
+        lo = self.lower.evaluate(z[:nlo, None])
+        hi = self.upper.evaluate(z[nlo:, None])
         return np.concatenate([np.ravel(lo), np.ravel(hi)])
 
     def _advance_continuum(self, md_values: np.ndarray, flows: dict | None = None) -> None:
@@ -439,8 +448,8 @@ class CouetteCoupling:
         self.upper.set_state(saved[1])
         datas = [r.run_window(self.md_steps, self._targets, targets1) for r in self.replicas]
         for i, d in enumerate(datas):
-            for key in ("mean", "impulse"):
-                if not np.all(np.isfinite(getattr(d, key)[self.layout.sampled if key == "mean" else slice(None)])):
+            for key, values in (("mean", d.mean[self.layout.sampled]), ("impulse", d.impulse)):
+                if not np.all(np.isfinite(values)):
                     raise CalculationError(f"replica {i} returned non-finite {key} in window {w}",
                                            fix="check the MD run (time step, overlapping particles, empty cells)")
             self.ledger.transfer(w, f"constraint->md[{i}]", "x-momentum (MD)", float(d.impulse.sum()),
@@ -476,7 +485,7 @@ class CouetteCoupling:
         self.time += self.window
         self._targets = self._continuum_targets()
         area = self.replicas[0].area
-        nlo = self._nlo
+        nlo = self.layout.constrain
         rec = {"window": w, "t0": t0, "t1": self.time, "mean": mean, "error": error,
                "continuum": _piece_profiles(self.lower, self.upper, 24),
                "count": np.mean([d.count for d in datas], axis=0),
@@ -538,9 +547,7 @@ class CouetteCoupling:
             self._targets[:] = 0.0
         means = np.array(means)
         coupled = float(np.sqrt(np.mean(means ** 2)))
-        per_replica = [np.concatenate(x) for x in series]          # each replica's own time series
-        g = float(np.mean([statistical_inefficiency(x) for x in per_replica]))
-        sigma = float(np.sqrt(np.mean([np.var(x, axis=0, ddof=1) for x in per_replica])))
+        sigma, g = series_noise([np.concatenate(x) for x in series])   # each replica's own time series
         n = series[0][0].shape[0]                                   # samples per window
         md_err = sigma * math.sqrt(g / n / len(self.replicas))
         self.error_bar = coupled

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bridge.fileio import write_json
+from bridge.fileio import atomic_write_text, write_json
 from bridge_validation import flux_cases
 
 
@@ -57,7 +57,7 @@ def main(argv=None) -> None:
     lines = [str(len(x)), f'Lattice="{L[0]} 0 0 0 {L[1]} 0 0 0 {c.length}" Properties=species:S:1:pos:R:3:kT:R:1 '
              'pbc="T T F" units="sigma, kT in epsilon"']
     lines += [f"Ar {p[0]:.5f} {p[1]:.5f} {p[2]:.5f} {t:.5f}" for p, t in zip(x, T_atom)]
-    (args.out / "bar.xyz").write_text("\n".join(lines) + "\n")
+    atomic_write_text(args.out / "bar.xyz", "\n".join(lines) + "\n")
     write_json(args.out / "thermal_bar.json", {"case": "heat_pulse" if args.pulse else "heat_bar_steady",
                                                "value": outcome.value, "details": outcome.details,
                                                "figures": outcome.figures})

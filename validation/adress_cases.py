@@ -100,6 +100,14 @@ LJ_LIQUID = dict(box=(24.0, 7.0, 7.0), rho0=0.8, kT=1.0, centre=12.0, half_width
                  prefactor=40.0, smoothing=0.75, overlap=1.5, bins=96, update_every=5)
 
 
+def lattice_fill(n: int, box: np.ndarray, cells: np.ndarray, seed: int = 0) -> np.ndarray:
+    """``(n, 3)`` centres of ``n`` cells drawn at random from a ``cells`` grid over ``box``: a start
+    with no overlaps at any density below one particle per cell."""
+    g = np.stack(np.meshgrid(*(np.arange(k) for k in cells), indexing="ij"), -1).reshape(-1, 3)
+    g = g[np.random.default_rng(seed).permutation(len(g))[:n]]
+    return (g + 0.5) * np.asarray(box, float) / np.asarray(cells)
+
+
 def lj_liquid(seed: int = 0, scheme: str = "force", platform: str = "CPU"):
     """The validation's liquid, minimised, and its zone."""
     import openmm
@@ -109,10 +117,7 @@ def lj_liquid(seed: int = 0, scheme: str = "force", platform: str = "CPU"):
     p = LJ_LIQUID
     L = np.array(p["box"])
     n = int(round(p["rho0"] * L.prod()))
-    cells = np.array([24, 7, 7])
-    g = np.stack(np.meshgrid(*(np.arange(k) for k in cells), indexing="ij"), -1).reshape(-1, 3)
-    g = g[np.random.default_rng(seed).permutation(len(g))[:n]]
-    x = (g + 0.5) * L / cells
+    x = lattice_fill(n, L, np.array([24, 7, 7]), seed)
     zone = Slab(0, p["centre"], p["half_width"], p["hybrid"], period=L[0])
     liq = AdResSLiquid(x, L, zone, lennard_jones(1.0, 1.0, 2.5), wca(1.0, 1.0), scheme=scheme, kT=p["kT"],
                        update_every=p["update_every"], seed=seed + 1, platform=platform)

@@ -58,20 +58,21 @@ COUETTE = dict(H=50.0, U=0.5, rho=0.813, kT=1.1, eta=2.14, cutoff=2.2, dt=0.005)
 CONTINUUM_DT = 0.25         # tau; Crank–Nicolson on 0.5-sigma P1 cells
 
 
-def continuum_piece(lo: float, hi: float, wall_at: float, *, rho: float, eta: float, h: float = 0.5):
-    """A DOLFINx piece of the channel on ``[lo, hi]`` with boundaries ``"wall"`` (at ``wall_at``) and
-    ``"md"`` (the other end): ``rho du/dt = eta d2u/dz2``, P1, Crank–Nicolson."""
+def continuum_piece(lo: float, hi: float, outer_at: float, *, capacity: float, conductivity: float,
+                    dirichlet: dict, outer: str = "wall", initial=0.0, field_units: str = "nm/ps",
+                    name: str = "u", h: float = 0.5):
+    """A 1-D DOLFINx piece on ``[lo, hi]`` (P1 cells of about ``h``, Crank–Nicolson) with boundaries
+    ``outer`` (at ``outer_at``) and ``"md"`` (the other end): ``capacity du/dt = conductivity
+    d2u/dz2`` -- the channel's momentum (``rho``, ``eta``) or the bar's heat (``rho c``, ``k``)."""
     from mpi4py import MPI
 
     from bridge_adapters.dolfinx import DolfinxField, interval_mesh
 
-    n = max(4, int(round((hi - lo) / h)))
-    other = hi if math.isclose(wall_at, lo) else lo
-    mesh = interval_mesh(n, (lo, hi), comm=MPI.COMM_SELF)
-    return DolfinxField(mesh, {"wall": lambda x: np.isclose(x[0], wall_at),
-                               "md": lambda x: np.isclose(x[0], other)},
-                        dirichlet={"wall": 0.0, "md": 0.0}, conductivity=eta, heat_capacity=rho,
-                        theta=0.5, field_units="nm/ps", name="u")
+    other = hi if math.isclose(outer_at, lo) else lo
+    mesh = interval_mesh(max(8, int(round((hi - lo) / h))), (lo, hi), comm=MPI.COMM_SELF)
+    return DolfinxField(mesh, {outer: lambda x: np.isclose(x[0], outer_at), "md": lambda x: np.isclose(x[0], other)},
+                        dirichlet=dirichlet, conductivity=conductivity, heat_capacity=capacity, theta=0.5,
+                        initial=initial, field_units=field_units, name=name)
 
 
 def couette_model(*, lateral: float = 10.0, replicas: int | None = 1, target_error: float | None = None,
@@ -108,8 +109,9 @@ def couette_model(*, lateral: float = 10.0, replicas: int | None = 1, target_err
         step = chunk * p["dt"]
         window = step * math.ceil(plan.window / step - 1e-9)
     mds += [replica(r) for r in range(1, int(replicas or 1))]
-    lower = continuum_piece(0.0, za, 0.0, rho=p["rho"], eta=p["eta"])
-    upper = continuum_piece(zb, p["H"], p["H"], rho=p["rho"], eta=p["eta"])
+    channel = dict(capacity=p["rho"], conductivity=p["eta"], dirichlet={"wall": 0.0, "md": 0.0})
+    lower = continuum_piece(0.0, za, 0.0, **channel)
+    upper = continuum_piece(zb, p["H"], p["H"], **channel)
     steps = int(round(window / p["dt"]))
     coupling = CouetteCoupling(mds, lower, upper, U=p["U"], H=p["H"], viscosity=p["eta"], window=window,
                                md_steps=steps, substeps=max(1, int(round(window / CONTINUUM_DT))))
@@ -243,10 +245,7 @@ def heat_model(*, outer: str, seed: int = 1, equilibrate: float = 10.0, window: 
     around an OpenMM FCC bar starting at z = 10 sigma.  ``outer``: ``"reservoirs"`` (the outer ends
     held at 0.36 and 0.24) or ``"insulated"`` (zero flux: an isolated system).  ``pulse``:
     ``(amplitude, centre, width)`` of a Gaussian temperature pulse added to the left piece at t = 0."""
-    from mpi4py import MPI
-
     from bridge.flux import HeatCoupling
-    from bridge_adapters.dolfinx import DolfinxField, interval_mesh
     from bridge_adapters.openmm.flux import LJSolidBar
 
     p = HEAT
@@ -261,14 +260,9 @@ def heat_model(*, outer: str, seed: int = 1, equilibrate: float = 10.0, window: 
     L = bar.layout.z0 + bar.layout.height + p["margin"]
 
     def piece(lo, hi, outer_at, T_outer, initial=T_bg):
-        other = hi if math.isclose(outer_at, lo) else lo
-        mesh = interval_mesh(max(8, int(round((hi - lo) / 0.5))), (lo, hi), comm=MPI.COMM_SELF)
-        dirichlet = {"md": T_bg}
-        if T_outer is not None:
-            dirichlet["outer"] = T_outer
-        return DolfinxField(mesh, {"outer": lambda x: np.isclose(x[0], outer_at), "md": lambda x: np.isclose(x[0], other)},
-                            dirichlet=dirichlet, conductivity=p["k"], heat_capacity=p["rho_c"], theta=0.5,
-                            initial=initial, field_units="kJ/mol", name="T")
+        dirichlet = {"md": T_bg} if T_outer is None else {"md": T_bg, "outer": T_outer}
+        return continuum_piece(lo, hi, outer_at, capacity=p["rho_c"], conductivity=p["k"], dirichlet=dirichlet,
+                               outer="outer", initial=initial, field_units="kJ/mol", name="T")
 
     hot, cold = (0.36, 0.24) if outer == "reservoirs" else (None, None)
     if pulse is None:

@@ -143,6 +143,13 @@ class _Slab:
         """``(n, 3)`` velocities (nm/ps)."""
         return self._read()[1]
 
+    def _chunks(self, n_steps: int) -> int:
+        """Chunks in a window of ``n_steps``; the window must hold whole chunks."""
+        if n_steps % self.chunk:
+            raise SetupError(f"{n_steps} steps per window is not a multiple of chunk={self.chunk}",
+                             fix="make the MD steps per window a multiple of the chunk")
+        return n_steps // self.chunk
+
     def _ou(self, v: np.ndarray, axes, steps: int, gamma: float) -> None:
         c = math.exp(-gamma * steps * self.dt)
         noise = math.sqrt((1.0 - c * c) * self.kT / self.mass_value)
@@ -217,7 +224,7 @@ class LJSlab(_Slab):
         one window can see.  ``window_spread`` is the measured spread of the window averages, the
         check of that prediction.
         """
-        from bridge.flux import statistical_inefficiency
+        from bridge.flux import series_noise
 
         n_steps = self.chunk * max(1, int(round(window / (self.chunk * self.dt))))
         n_windows = max(2, int(round(time / (n_steps * self.dt))))
@@ -228,9 +235,7 @@ class LJSlab(_Slab):
         finally:
             self.noise = saved
         s = self.layout.sampled
-        series = np.concatenate([d.series[:, s] for d in data])
-        g = statistical_inefficiency(series)
-        sigma = float(np.sqrt(np.mean(np.var(series, axis=0, ddof=1))))
+        sigma, g = series_noise([np.concatenate([d.series[:, s] for d in data])])
         means = np.array([d.mean[s] for d in data])
         self.noise = {"sigma": sigma, "g": g, "correlation_time": g * self.chunk * self.dt,
                       "particles": float(np.mean([d.count[s] for d in data])),
@@ -246,9 +251,7 @@ class LJSlab(_Slab):
         (``layout.constrained``) at the start and the end of the window, interpolated linearly in
         between.  Returns the window's :class:`~bridge.flux.WindowData`.
         """
-        if n_steps % self.chunk:
-            raise SetupError(f"{n_steps} steps per window is not a multiple of chunk={self.chunk}",
-                             fix="make the MD steps per window a multiple of the chunk")
+        n_chunks = self._chunks(n_steps)
         lay = self.layout
         cells = lay.constrained
         t0 = np.asarray(targets0, float)
@@ -256,7 +259,6 @@ class LJSlab(_Slab):
         if t0.shape != cells.shape or t1.shape != cells.shape or not (np.all(np.isfinite(t0)) and np.all(np.isfinite(t1))):
             raise CalculationError(f"constrained-cell targets must be {len(cells)} finite values each, got {t0} -> {t1}",
                                    fix="check the continuum values handed to the MD")
-        n_chunks = n_steps // self.chunk
         nc = lay.n_cells
         series = np.full((n_chunks, nc), np.nan)
         counts = np.zeros(nc)
@@ -405,13 +407,10 @@ class LJSolidBar(_Slab):
         taken out) into the two flux cells in equal parts after every chunk."""
         from bridge.flux import add_energy
 
-        if n_steps % self.chunk:
-            raise SetupError(f"{n_steps} steps per window is not a multiple of chunk={self.chunk}",
-                             fix="make the MD steps per window a multiple of the chunk")
+        n_chunks = self._chunks(n_steps)
         heat = np.asarray(heat, float)
         lay = self.layout
         cells = lay.constrained
-        n_chunks = n_steps // self.chunk
         nc = lay.n_cells
         series = np.full((n_chunks, nc), np.nan)
         counts = np.zeros(nc)
