@@ -6,11 +6,9 @@ crystal run without the PKA (the plain thermal MD at ``dt_max``) for the same si
 Ratio = cascade / thermal wall time per ps: what the ballistic phase's short steps and the
 defect probes cost.
 
-``cascade_statistics`` (full mode only): five cascades at each of two PKA energies (300 eV in
-8^3 cells, 600 eV in 10^3 cells, 100 K, random directions) run to the end of cool-down; the
-mean surviving Frenkel pairs and its standard error next to NRT and arc-dpa (issue validation 2,
-at energies this CPU affords).  Ratio = the worst mean / arc-dpa.  Details: wall seconds per ps of each, the platform, and the Frenkel pairs
-left against NRT and arc-dpa.
+Details: wall seconds per ps of each, the platform, and the Frenkel pairs left against NRT and
+arc-dpa.  The surviving-defect statistics over many cascades are the heavy validation case
+``cascade_statistics``.
 """
 from __future__ import annotations
 
@@ -51,41 +49,7 @@ def cascade(quick: bool = False, repeats: int | None = None) -> list[BenchResult
                          "steps": res.steps, "frenkel_pairs": res.frenkel_pairs, "peak": res.max_defects,
                          "nrt": nrt_dpa(energy), "arc_dpa": arc_dpa(energy)},
                 timings={"baseline": [t_quiet], "coupled": [t_casc]}))
-        if not quick:
-            out.append(cascade_statistics(tables, a))
     return out
-
-
-def cascade_statistics(tables, a: float, per_energy: int = 5,
-                       runs=((300.0, 8), (600.0, 10))) -> BenchResult:
-    """Surviving Frenkel pairs of ``per_energy`` cascades at each (energy eV, cells) against NRT and arc-dpa."""
-    import numpy as np
-
-    from bridge.defects import arc_dpa, nrt_dpa
-    from bridge_adapters.openmm.cascade import Cascade
-
-    rng = np.random.default_rng(2024)
-    details, ratios, seconds = {}, [], 0.0
-    for energy, cells in runs:
-        counts, settled = [], 0
-        for k in range(per_energy):
-            direction = rng.normal(size=3)
-            c = Cascade(tables, a, cells, pka_energy=energy, direction=direction, seed=100 + k)
-            t0 = time.perf_counter()
-            res = c.run(t_max=8.0)
-            seconds += time.perf_counter() - t0
-            counts.append(res.frenkel_pairs)
-            settled += int(res.settled)
-        mean = float(np.mean(counts))
-        err = float(np.std(counts, ddof=1) / np.sqrt(len(counts))) if len(counts) > 1 else float("nan")
-        nrt, arc = nrt_dpa(energy), arc_dpa(energy)
-        ratios.append(mean / arc)
-        details[f"{energy:g}_eV"] = {"frenkel_pairs": counts, "mean": mean, "stderr": err, "nrt": nrt, "arc_dpa": arc,
-                                     "below_nrt": mean < nrt, "settled": settled, "atoms": 2 * cells ** 3}
-    return BenchResult(name="cascade_statistics", ratio=max(ratios), ratio_name="worst mean Frenkel pairs / arc-dpa",
-                       baseline_seconds=seconds, coupled_seconds=seconds,
-                       size={"cascades": per_energy * len(runs)}, details=details,
-                       timings={"baseline": [seconds], "coupled": [seconds]})
 
 
 BENCHMARKS = [

@@ -43,8 +43,8 @@ import numpy as np
 from .errors import SetupError
 from .zones import Slab, Zone
 
-__all__ = ["PairPotential", "lennard_jones", "wca", "centres_of_mass", "reference_forces",
-           "ThermodynamicForce", "count_crossings"]
+__all__ = ["PairPotential", "lennard_jones", "wca", "capped", "tabulated", "centres_of_mass", "reference_forces",
+           "ThermodynamicForce", "count_crossings", "radial_distribution", "ibi_initial", "ibi_update"]
 
 
 @dataclass(frozen=True)
@@ -52,12 +52,16 @@ class PairPotential:
     """A radial pair potential ``V(r)`` and its force magnitude ``F(r) = -dV/dr``, zero beyond ``cutoff``.
 
     ``expression``: the same potential as an OpenMM expression in ``r`` (for the engine side).
+    ``table``: for a tabulated potential, ``(name, r_min, r_max, values)`` -- the function
+    ``name`` the expression calls, a natural cubic spline through ``values`` on equally spaced
+    points from ``r_min`` to ``r_max`` (OpenMM's ``Continuous1DFunction``); None for an analytic one.
     """
 
     energy: Callable[[np.ndarray], np.ndarray]
     force: Callable[[np.ndarray], np.ndarray]
     cutoff: float
     expression: str
+    table: tuple[str, float, float, tuple[float, ...]] | None = None
 
 
 def lennard_jones(sigma: float = 1.0, epsilon: float = 1.0, cutoff: float = 2.5) -> PairPotential:
@@ -97,6 +101,65 @@ def wca(sigma: float = 1.0, epsilon: float = 1.0) -> PairPotential:
 
     expr = f"step({rc!r}-r)*(4*{e!r}*(({s!r}/r)^12-({s!r}/r)^6)+{e!r})"
     return PairPotential(energy, force, rc, expr)
+
+
+def capped(potential: PairPotential, r_cap: float) -> PairPotential:
+    """``potential`` continued below ``r_cap`` by its tangent: ``V(r_cap) + F(r_cap) (r_cap - r)``,
+    a constant force ``F(r_cap)``.
+
+    In force interpolation the atoms of two coarse molecules do not see each other and may
+    overlap; when such a pair enters the hybrid layer its atomistic force, even weighted by a
+    small ``w_a w_b``, would be unbounded.  Capped at a distance the atomistic liquid never
+    reaches (WCA at 0.8 sigma is 45 epsilon: Boltzmann factor 1e-20 at kT = epsilon), the
+    atomistic model is unchanged where it acts fully and finite where the molecules meet."""
+    rc = float(r_cap)
+    if not 0 < rc < potential.cutoff:
+        raise SetupError(f"r_cap must lie between 0 and the cutoff {potential.cutoff}, got {r_cap}",
+                         fix="cap below the closest distance the atomistic liquid reaches, e.g. 0.8 sigma for WCA")
+    Vc, Fc = float(potential.energy(np.array(rc))), float(potential.force(np.array(rc)))
+
+    def energy(r):
+        r = np.asarray(r, float)
+        return np.where(r < rc, Vc + Fc * (rc - r), potential.energy(np.maximum(r, rc)))
+
+    def force(r):
+        r = np.asarray(r, float)
+        return np.where(r < rc, Fc, potential.force(np.maximum(r, rc)))
+
+    expr = f"select(step({rc!r} - r), {Vc!r} + {Fc!r}*({rc!r} - r), {potential.expression})"
+    return PairPotential(energy, force, potential.cutoff, expr, potential.table)
+
+
+def tabulated(r: np.ndarray, V: np.ndarray, name: str = "vtab") -> PairPotential:
+    """A pair potential tabulated at equally spaced ``r`` ``(k,)`` from 0 to the cutoff ``r[-1]``,
+    ``V`` ``(k,)`` (energy), interpolated by a natural cubic spline -- the same spline OpenMM's
+    ``Continuous1DFunction`` builds, so the NumPy and engine evaluations agree to round-off.
+    ``V`` should reach 0 at the cutoff (it is cut there) and be steep at small ``r``
+    (:func:`ibi_initial` and :func:`ibi_update` extrapolate the core that way)."""
+    from scipy.interpolate import CubicSpline
+
+    r, V = np.asarray(r, float), np.asarray(V, float)
+    if r.ndim != 1 or r.shape != V.shape or len(r) < 8 or not np.all(np.isfinite(V)) or abs(r[0]) > 1e-12 \
+            or not np.allclose(np.diff(r), r[1] - r[0]) or not r[1] > r[0]:
+        raise SetupError("a tabulated potential needs >= 8 finite values on equally spaced r from 0 to the cutoff",
+                         fix="tabulate V on np.linspace(0, cutoff, k)")
+    if not name.isidentifier():
+        raise SetupError(f"table name {name!r} is not an identifier", fix="use e.g. name='vcg'")
+    if abs(V[-1]) > 1e-9 * max(1.0, float(np.abs(V).max())):
+        raise SetupError(f"the tabulated potential is {V[-1]} at its cutoff, so the energy would jump there",
+                         fix="shift it: V - V[-1] (and taper it if its force is not zero there)")
+    spline = CubicSpline(r, V, bc_type="natural")
+    rc = float(r[-1])
+
+    def energy(x):
+        x = np.asarray(x, float)
+        return np.where(x < rc, spline(np.minimum(x, rc)), 0.0)
+
+    def force(x):
+        x = np.asarray(x, float)
+        return np.where(x < rc, -spline(np.minimum(x, rc), 1), 0.0)
+
+    return PairPotential(energy, force, rc, f"step({rc!r}-r)*{name}(r)", (name, 0.0, rc, tuple(V.tolist())))
 
 
 def _minimum_image(d: np.ndarray, box: np.ndarray | None) -> np.ndarray:
@@ -318,3 +381,131 @@ class ThermodynamicForce:
             tf.force = np.array(f["force"])
             tf.iterations = int(f["iterations"])
         return tf
+
+
+def radial_distribution(points: np.ndarray, box: np.ndarray, r_max: float, bins: int, *,
+                        reference: np.ndarray | None = None,
+                        group: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Radial distribution function of one configuration in a periodic orthorhombic box.
+
+    ``points`` ``(n, 3)``; ``box`` ``(3,)``; ``r_max`` below half the shortest box length.
+    ``reference`` ``(n,)`` bool: only pairs with a reference point count, once per reference end
+    (the g(r) seen from the reference points, e.g. the molecules in the atomistic core);
+    ``group`` ``(n,)`` ids: pairs within a group (the atoms of one molecule) do not count.
+    Neighbour search by SciPy's periodic KD-tree.  Returns ``(r (bins,), g (bins,))`` at the bin
+    centres, normalised by the partner density ``(n - <group size>) / V`` so that ``g -> 1`` far off.
+    """
+    from scipy.spatial import cKDTree
+
+    x = np.asarray(points, float)
+    L = np.asarray(box, float).reshape(3)
+    n = len(x)
+    if x.ndim != 2 or x.shape[1] != 3 or not np.all(np.isfinite(x)):
+        raise SetupError("points must be a finite (n, 3) array", fix="pass positions in the box's units")
+    if not 0 < r_max < 0.5 * L.min() or int(bins) < 1:
+        raise SetupError(f"r_max {r_max} must lie between 0 and half the shortest box length {0.5 * L.min()}, bins >= 1",
+                         fix="choose a smaller r_max or a larger box")
+    ref = np.ones(n, bool) if reference is None else np.asarray(reference, bool)
+    if ref.shape != (n,):
+        raise SetupError(f"reference must be ({n},) booleans", fix="mark each point True or False")
+    x = np.mod(x, L)
+    x[x >= L] = 0.0                                     # np.mod can return L itself
+    idx = np.flatnonzero(ref)
+    # ordered pairs (reference point, any other point) within r_max, periodic distances
+    pairs = cKDTree(x[idx], boxsize=L).sparse_distance_matrix(cKDTree(x, boxsize=L), float(r_max),
+                                                              output_type="ndarray")
+    i, j, r = idx[pairs["i"]], pairs["j"], pairs["v"]
+    keep = i != j
+    same = 1.0
+    if group is not None:
+        grp = np.asarray(group)
+        keep &= grp[i] != grp[j]
+        inv = np.unique(grp, return_inverse=True)[1]
+        same = float(np.mean(np.bincount(inv)[inv][idx]))        # group size seen from the references
+    edges = np.linspace(0.0, float(r_max), int(bins) + 1)
+    counts = np.histogram(r[keep], edges)[0]
+    rho = (n - same) / float(L.prod())
+    shell = 4.0 / 3.0 * np.pi * np.diff(edges ** 3)
+    g = counts / (max(len(idx), 1) * rho * shell)
+    return 0.5 * (edges[1:] + edges[:-1]), g
+
+
+def _ibi_taper(grid: np.ndarray, cutoff: float) -> np.ndarray:
+    """cos^2 over the last 10 % of the range: 1 inside, 0 at the cutoff."""
+    width = 0.1 * cutoff
+    s = np.clip((grid - (cutoff - width)) / width, 0.0, 1.0)
+    return np.cos(0.5 * np.pi * s) ** 2
+
+
+def _ibi_table(grid: np.ndarray, V: np.ndarray, r0: float, kT: float, name: str) -> PairPotential:
+    """Finish an IBI table on ``grid`` (0..cutoff, ``V`` already zero at the cutoff): below ``r0``
+    (where the liquid never goes) a straight repulsive wall continuing the potential with a
+    slope of at least ``50 kT / r0``."""
+    k0 = int(np.searchsorted(grid, r0))
+    k0 = min(max(k0, 1), len(grid) - 2)
+    slope = max(-(V[k0 + 1] - V[k0]) / (grid[k0 + 1] - grid[k0]), 50.0 * kT / max(grid[k0], 1e-12))
+    V = V.copy()
+    V[:k0] = V[k0] + slope * (grid[k0] - grid[:k0])
+    return tabulated(grid, V, name)
+
+
+def _ibi_check(r: np.ndarray, g: np.ndarray, gt: np.ndarray, cutoff: float) -> None:
+    if r.ndim != 1 or len(r) < 4 or g.shape != r.shape or gt.shape != r.shape or not np.all(np.isfinite(g)) \
+            or not np.all(np.isfinite(gt)) or not np.allclose(np.diff(r), r[1] - r[0]):
+        raise SetupError("r, g and g_target must be finite arrays of one shape on >= 4 equally spaced bin centres",
+                         fix="pass the bin centres and the g(r) that radial_distribution returns")
+    dr = float(r[1] - r[0])
+    if r[-1] + 0.5 * dr < cutoff - 1e-9 or abs(2 * cutoff / dr - round(2 * cutoff / dr)) > 1e-6:
+        raise SetupError(f"the bins (width {dr}) must reach the cutoff {cutoff}, and the cutoff must be a multiple "
+                         "of half the bin width", fix="bin g(r) on widths that divide the cutoff")
+
+
+def _ibi_grid(r: np.ndarray, cutoff: float) -> np.ndarray:
+    """The table grid from 0 to the cutoff at half the bins' spacing: it passes through every bin
+    centre, so the spline reproduces the inverted values there."""
+    dr = float(r[1] - r[0])
+    return np.linspace(0.0, float(cutoff), int(round(2 * cutoff / dr)) + 1)
+
+
+def ibi_initial(r: np.ndarray, g_target: np.ndarray, kT: float, cutoff: float, *, floor: float = 0.02,
+                name: str = "vcg") -> PairPotential:
+    """The potential of mean force ``-kT ln g_target(r)``: the usual start of iterative Boltzmann
+    inversion.  ``r`` ``(k,)`` equally spaced bin centres reaching the ``cutoff``, ``g_target`` ``(k,)``;
+    where ``g_target < floor`` (the core) the potential is a steep straight wall; over the last
+    10 % of the range it is tapered by cos^2 to zero at the cutoff."""
+    r, gt = np.asarray(r, float), np.asarray(g_target, float)
+    _ibi_check(r, gt, gt, cutoff)
+    ok = gt > floor
+    if not np.any(ok):
+        raise SetupError("the target g(r) must exceed the floor somewhere and reach the cutoff",
+                         fix="sample the target RDF out to the cutoff")
+    grid = _ibi_grid(r, cutoff)
+    pmf = np.interp(grid, r[ok], -kT * np.log(gt[ok]))
+    return _ibi_table(grid, (pmf - pmf[-1]) * _ibi_taper(grid, cutoff), float(r[ok][0]), kT, name)
+
+
+def ibi_update(potential: PairPotential, r: np.ndarray, g: np.ndarray, g_target: np.ndarray, kT: float, *,
+               damping: float = 1.0, floor: float = 0.02) -> PairPotential:
+    """One iterative-Boltzmann-inversion step, ``V <- V + damping kT ln(g / g_target)``, on the
+    potential's own table (``r``, ``g``, ``g_target`` as in :func:`ibi_initial`; the logarithm of
+    the ratio smoothed over three bins).  Returns the new tabulated potential; the deviation to
+    watch is ``max |g - g_target|``."""
+    r, g, gt = (np.asarray(a, float) for a in (r, g, g_target))
+    if potential.table is None or not (0 < damping <= 1):
+        raise SetupError("ibi_update needs a tabulated potential (from ibi_initial) and 0 < damping <= 1",
+                         fix="start with ibi_initial(r, g_target, kT, cutoff)")
+    name, _, cutoff, _ = potential.table
+    _ibi_check(r, g, gt, cutoff)
+    ok = gt > floor                   # where the target has pairs; a model with too few there is pushed in
+    if not np.any(ok):
+        raise SetupError("the target g(r) never exceeds the floor", fix="sample the target RDF out to the cutoff")
+    grid = _ibi_grid(r, cutoff)
+    ratio = np.log(np.maximum(g, floor) / np.maximum(gt, floor))
+    k0 = int(np.argmax(ok))
+    sm = ratio.copy()                 # three-bin running mean over the target's range only
+    sm[k0 + 1:-1] = (ratio[k0:-2] + ratio[k0 + 1:-1] + ratio[k0 + 2:]) / 3
+    ratio = sm
+    dV = damping * kT * np.interp(grid, r[ok], ratio[ok])
+    V = potential.energy(grid) + (dV - dV[-1]) * _ibi_taper(grid, cutoff)
+    V[-1] = 0.0
+    return _ibi_table(grid, V, float(r[ok][0]), kT, name)

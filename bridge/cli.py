@@ -94,10 +94,10 @@ def _rank() -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    cases = validation.select(validation.discover(), args.names)
+    cases = validation.select(validation.discover(), args.names, heavy=args.heavy or args.list)
     if args.list:
         for c in cases:
-            print(f"{c.level}  {c.name:<28} {c.description}")
+            print(f"{c.level}  {c.name:<28} {'[heavy: run by name or --heavy] ' if c.heavy else ''}{c.description}")
         return 0
     outdir = Path(args.report) if args.report else None
     results = []
@@ -159,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", metavar="FILE", help="write results as JSON")
     s.add_argument("--report", metavar="DIR", help="write report.md and figures into DIR")
     s.add_argument("--list", action="store_true", help="list the cases and exit")
+    s.add_argument("--heavy", action="store_true",
+                   help="also run the heavy cases (tens of CPU minutes each; by default they run only when named)")
     s.set_defaults(func=cmd_validate)
     s = sub.add_parser("bench", help="time coupled runs against their baselines")
     s.add_argument("names", nargs="*", help="benchmarks to run (default: all)")

@@ -2,9 +2,13 @@
 
 ``E = sum_{i<j} phi(r_ij) + sum_i F(rho_i)``, ``rho_i = sum_{j != i} f(r_ij)``.
 
-:func:`mendelev_fe` is the iron potential of Mendelev et al. (Phil. Mag. 83, 3977 (2003), Fe #2,
-as used by Ackland et al., J. Phys.: Condens. Matter 16, S2629 (2004)): cubic-knot pair and
-density functions, ``F(rho) = -sqrt(rho) + a2 rho^2 + a4 rho^4``, and below 1 Å the universal
+:func:`mendelev_fe` is the iron of Ackland, Mendelev, Srolovitz, Han and Barashev (J. Phys.:
+Condens. Matter 16, S2629 (2004)), their refit of Mendelev et al.'s Fe #2 (Phil. Mag. 83, 3977
+(2003)) and the iron of many later Fe-X potentials: the Mendelev functional form and density
+function, cubic-knot pair function, ``F(rho) = -sqrt(rho) + a2 rho^2 + a4 rho^4``.  It is *not*
+the distributed ``Fe_2.eam.fs`` (Mendelev 2003 Fe #2 itself: ``F = -sqrt(rho) + a rho^2`` and
+other pair coefficients): both have a0 = 2.8553 Å and an unrelaxed vacancy formation energy of
+1.837 eV (to 0.5 meV), but Fe #2's cohesive energy is 4.122 eV, this one's 4.013 eV.  Below 1 Å the universal
 (Biersack–Ziegler) screened Coulomb repulsion of two iron nuclei, joined to the pair function
 by ``exp(B0 + B1 r + B2 r^2 + B3 r^3)`` between 1 and 2.05 Å -- the short-range repulsion a
 cascade needs.  The functions take Å and return eV, as published; :class:`EAM` evaluates
@@ -56,7 +60,8 @@ def _knots(r, a, k):
 
 
 def mendelev_fe() -> EAMFunctions:
-    """Mendelev et al. (2003) iron, Fe #2, with the Biersack–Ziegler repulsion below 1 Å."""
+    """Ackland et al. (2004) iron (the refit of Mendelev et al. 2003 Fe #2), with the Biersack–Ziegler
+    repulsion below 1 Å."""
     kp = np.array([2.2, 2.3, 2.4, 2.5, 2.6, 2.7, 2.8, 3.0, 3.3, 3.7, 4.2, 4.7, 5.3])
     ap = np.array([-27.444805994228, 15.738054058489, 2.2077118733936, -2.4989799053251, 4.2099676494795,
                    -0.77361294129713, 0.80656414937789, -2.3194358924605, 2.6577406128280, -1.0260416933564,
@@ -88,7 +93,8 @@ def mendelev_fe() -> EAMFunctions:
         embed=lambda p: -np.sqrt(np.maximum(p, 0.0)) + a2 * np.asarray(p) ** 2 + a4 * np.asarray(p) ** 4,
         dembed=lambda p: -0.5 / np.sqrt(np.maximum(p, 1e-300)) + 2 * a2 * np.asarray(p) + 4 * a4 * np.asarray(p) ** 3,
         cutoff=5.3, element="Fe", atomic_number=26, mass=55.845, lattice_constant=2.8553, lattice="bcc",
-        reference="M.I. Mendelev et al., Phil. Mag. 83, 3977 (2003), Fe #2; Biersack–Ziegler below 1 Å")
+        reference="G.J. Ackland et al., J. Phys.: Condens. Matter 16, S2629 (2004), Fe (refit of M.I. Mendelev "
+                  "et al., Phil. Mag. 83, 3977 (2003), Fe #2); Biersack–Ziegler below 1 Å")
 
 
 class EAM:

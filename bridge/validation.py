@@ -39,6 +39,7 @@ class Case:
     description: str
     func: Callable[..., Outcome]
     engines: tuple[str, ...] = ()
+    heavy: bool = False      # tens of CPU minutes even in quick mode: run by name or with --heavy, not by default
 
 
 @dataclass
@@ -79,9 +80,10 @@ def _raiser(exc: Exception) -> Callable[..., Outcome]:
     return func
 
 
-def select(cases: list[Case], names: list[str] | None) -> list[Case]:
+def select(cases: list[Case], names: list[str] | None, *, heavy: bool = False) -> list[Case]:
+    """The cases named (any tier), or all of them -- without the heavy ones unless ``heavy``."""
     if not names:
-        return cases
+        return [c for c in cases if heavy or not c.heavy]
     by = {c.name: c for c in cases}
     unknown = [n for n in names if n not in by]
     if unknown:

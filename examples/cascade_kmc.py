@@ -1,6 +1,6 @@
 """A displacement cascade in EAM iron (OpenMM), its surviving defects, and their annealing in KMC.
 
-A primary knock-on atom in a periodic BCC Fe crystal at 100 K (Mendelev 2003 EAM with the
+A primary knock-on atom in a periodic BCC Fe crystal at 100 K (Ackland 2004 / Mendelev EAM with the
 Biersack–Ziegler wall, as OpenMM custom forces; a thermostatted border layer; a variable time
 step for the ballistic phase) is run to the end of its cool-down.  Wigner–Seitz analysis gives
 the defects at the cascade's peak and the few that survive; only the survivors are clustered and

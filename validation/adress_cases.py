@@ -1,4 +1,4 @@
-"""Validation of adaptive resolution on OpenMM (:mod:`bridge.adress`, issue validations 1 and 2).
+"""Validation of adaptive resolution on OpenMM (:mod:`bridge.adress`, issue validations 1, 2 and 3).
 
 Lennard-Jones reduced units on OpenMM's (sigma = 1 nm, epsilon = 1 kJ/mol, m = 1 amu).  The
 atomistic model is Lennard-Jones cut and shifted at 2.5 sigma, the coarse one WCA (its repulsive
@@ -27,6 +27,23 @@ ESPResSo++ H-AdResS reference profiles deviate +1.9 % / -4.1 % with their correc
 0.8-1.4 % (full run 0.99 %).  The check counts only if the uncorrected profile (measured +16 to +17 % in the core,
 -9 to -10 % in the coarse region; ESPResSo++ ~13 %) is off by more than 5 % and particles cross
 into both the core and the coarse region during the final run.
+
+``adress_tetrahedral`` (validation 3, *heavy*: about 10 CPU minutes on 2 cores with ``--quick``,
+run by name): Praprotnik's tetrahedral liquid (:func:`tetrahedral_liquid`; rho0 = 0.175
+molecules per sigma^3, kT = 1, Langevin 1/tau) in a 24 x 8 x 8 box (quick; 24 x 10 x 10 full),
+atomistic slab of half-width 4, hybrid layers of 3.  (1) A fully atomistic run (100 tau; full
+200) gives the centres' g(r), the g(r) seen from the molecules within 1.5 sigma of the slab's
+centre (centres, and atoms of different molecules), and S(0) from the centres' counts in
+quarter-box slabs (canonical finite-size correction 1/(1 - 1/4)), hence the prefactor
+kT / (rho0 S(0)) = 1/(rho0^2 kappa_T).  (2) Iterative Boltzmann inversion (5 iterations; full 8)
+of the centres' g(r) into a tabulated coarse potential of range 2.5 sigma.  (3) AdResS with
+force interpolation (WCA capped at 0.85 sigma, weights every 5 steps) from the atomistic
+configuration, 10 thermodynamic-force iterations of 30 tau (full 12 of 40; prefactor p, then p/2
+after three, p/4 after six; density smoothed over 1 sigma; reaching 1.5 sigma beyond the hybrid
+layers), then a 500 tau run (full 800) measuring the density in 1-sigma bins and the core's g(r).
+Checks: max |rho/rho0 - 1| <= 2 %, and for both g(r) the RMS over the bins of the difference
+from the fully atomistic run divided by its blocked error <= 2 (1 for pure noise); counted only
+if the uncorrected profile is off by more than 5 % and molecules cross both ways.
 """
 from __future__ import annotations
 
@@ -199,16 +216,22 @@ def run_adress_lj_density(quick: bool, outdir: Path | None):
                    figures=figs), liq, tf
 
 
+def profile_panel(ax, period: float, history, dev, err, title: str) -> None:
+    """The density before (the first iteration's profile) and after, in percent, with error bars."""
+    xh = (np.arange(len(history[0])) + 0.5) * period / len(history[0])
+    xc = (np.arange(len(dev)) + 0.5) * period / len(dev)
+    ax.plot(xh, 100 * history[0], "o-", ms=3, color="tab:red", label="no correction")
+    ax.errorbar(xc, 100 * dev, yerr=100 * err, fmt="o-", ms=3, color="tab:blue", capsize=2,
+                label=f"after {len(history)} iterations")
+    ax.axhspan(-2, 2, color="0.9", zorder=0, label="+-2 %")
+    ax.set(xlabel="x / sigma", ylabel="rho / rho0 - 1 (%)", title=title)
+    ax.legend(fontsize=7)
+
+
 def density_figure(tf, history, dev, err, zone, outdir: Path) -> list[str]:
     plt = pyplot()
     fig, ax = plt.subplots(1, 2, figsize=(11, 4.2))
-    xc = (np.arange(len(dev)) + 0.5) * tf.zone.period / len(dev)
-    ax[0].plot(xc, 100 * history[0], "o-", ms=3, color="tab:red", label="no correction")
-    ax[0].errorbar(xc, 100 * dev, yerr=100 * err, fmt="o-", ms=3, color="tab:blue", capsize=2,
-                   label=f"after {len(history)} iterations")
-    ax[0].axhspan(-2, 2, color="0.9", zorder=0, label="+-2 %")
-    ax[0].set(xlabel="x / sigma", ylabel="rho / rho0 - 1 (%)", title="density across the resolution change")
-    ax[0].legend(fontsize=7)
+    profile_panel(ax[0], tf.zone.period, history, dev, err, "density across the resolution change")
     pts = np.zeros((len(tf.grid), 3))
     pts[:, zone.axis] = tf.grid
     ax[1].plot(tf.grid, zone.weights(pts), color="k", label="weight w")
@@ -221,10 +244,211 @@ def density_figure(tf, history, dev, err, zone, outdir: Path) -> list[str]:
     return save(fig, outdir, "adress_lj_density")
 
 
+# -- validation 3: the tetrahedral liquid ------------------------------------------------------------
+TETRA = dict(box=(24.0, 8.0, 8.0), rho0=0.175, kT=1.0, gamma=1.0, bond=0.97, fene_k=30.0, fene_r0=1.5,
+             cap=0.85, centre=12.0, half_width=4.0, hybrid=3.0, band=1.5, cg_cutoff=2.5, rdf_max=3.0, rdf_bins=30,
+             smoothing=1.0, overlap=1.5, bins=96, update_every=5)
+
+
+def tetrahedral_liquid(box=None, rho0: float | None = None, seed: int = 0):
+    """Praprotnik, Delle Site and Kremer's tetrahedral liquid (J. Chem. Phys. 123, 224106 (2005);
+    Phys. Rev. E 73, 066701 (2006)): four atoms of equal mass per molecule, WCA (sigma = epsilon =
+    1) between all atoms, FENE bonds (k = 30, R0 = 1.5) between all atoms of a molecule.  Returns
+    ``(positions (4n, 3), masses (4n,), molecule (4n,), bonded forces)``; molecules placed at
+    random on a lattice of cells, all in the same orientation (then no two atoms of different
+    molecules start closer than the WCA range: the edges point along face diagonals of the cells),
+    which the thermostat randomises within a few tau."""
+    import openmm
+
+    p = TETRA
+    L = np.array(p["box"] if box is None else box, float)
+    rho = p["rho0"] if rho0 is None else rho0
+    n = int(round(rho * L.prod()))
+    cells = np.maximum(1, np.ceil(L / (L.prod() / n) ** (1 / 3))).astype(int)
+    while np.prod(cells) < n:
+        cells[np.argmax(L / cells)] += 1
+    centres = lattice_fill(n, L, cells, seed)
+    tet = np.array([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]], float) * p["bond"] / (2 * np.sqrt(2))
+    x = (centres[:, None, :] + tet[None]).reshape(-1, 3)
+    k, r0 = p["fene_k"], p["fene_r0"]
+    bonds = openmm.CustomBondForce(f"-0.5*{k!r}*{r0!r}^2*log(1 - (r/{r0!r})^2)"
+                                   f" + step(2^(1/6) - r)*(4*((1/r)^12 - (1/r)^6) + 1)")
+    for m in range(n):
+        for i in range(4):
+            for j in range(i + 1, 4):
+                bonds.addBond(4 * m + i, 4 * m + j)
+    return x, np.ones(4 * n), np.repeat(np.arange(n), 4), [bonds]
+
+
+def tetra_sampler(liq, zone, bins: int, steps: int, every: int, rdf_every: int):
+    """Run ``steps``; every ``every`` steps the centres' density profile along x (counts in
+    ``bins`` bins) and the region crossings, every ``rdf_every`` steps the centre-of-mass g(r) and
+    the intermolecular atom g(r) seen from the molecules within ``TETRA["band"]`` of the zone's
+    centre (the core's middle, at least ``half_width - band`` from the hybrid layer), and the
+    centre-of-mass g(r) of all molecules (the coarse model's target).  Returns a dict of arrays."""
+    from bridge.adress import radial_distribution
+
+    p = TETRA
+    L = liq.box
+    dx = L[0] / bins
+    out = {"profile": [], "g_com": [], "g_atom": [], "g_all": []}
+    cross = {"into_core": 0, "out_of_core": 0, "into_coarse": 0, "out_of_coarse": 0, "changed": 0}
+    prev = zone.region(liq.centres())
+    r = None
+    for k in range(max(1, steps // every)):
+        liq.step(every)
+        c = liq.centres()
+        out["profile"].append(np.bincount(np.minimum((c[:, 0] / dx).astype(int), bins - 1), minlength=bins))
+        now = zone.region(c)
+        for key, v in count_crossings(prev, now).items():
+            cross[key] += v
+        prev = now
+        if ((k + 1) * every) % rdf_every == 0:
+            d = np.abs(c[:, 0] - zone.centre)
+            ref = np.minimum(d, L[0] - d) < p["band"]
+            r, g = radial_distribution(c, L, p["rdf_max"], p["rdf_bins"], reference=ref)
+            out["g_com"].append(g)
+            out["g_all"].append(radial_distribution(c, L, p["rdf_max"], p["rdf_bins"])[1])
+            if hasattr(liq, "molecule") and len(liq.molecule) > len(c):
+                out["g_atom"].append(radial_distribution(liq.positions(), L, p["rdf_max"], p["rdf_bins"],
+                                                         reference=ref[liq.molecule], group=liq.molecule)[1])
+    res = {k: np.array(v, float) for k, v in out.items()}
+    res["r"], res["crossings"], res["dx"] = r, cross, dx
+    return res
+
+
+def _rdf_z(a: np.ndarray, b: np.ndarray, floor: float = 0.05) -> tuple[float, float, np.ndarray, np.ndarray]:
+    """Two g(r) series ``(frames, bins)``: RMS over the bins (where the reference exceeds ``floor``)
+    of the difference over its blocked error, the largest difference, and the two errors."""
+    from bridge.averaging import block_average
+
+    ea = np.array([block_average(a[:, k])[1] for k in range(a.shape[1])])
+    eb = np.array([block_average(b[:, k])[1] for k in range(b.shape[1])])
+    d = a.mean(0) - b.mean(0)
+    use = b.mean(0) > floor
+    z = d[use] / np.sqrt(ea[use] ** 2 + eb[use] ** 2)
+    return float(np.sqrt(np.mean(z ** 2))), float(np.abs(d[use]).max()), ea, eb
+
+
+def adress_tetrahedral(quick: bool, outdir: Path | None) -> Outcome:
+    return run_adress_tetrahedral(quick, outdir)[0]
+
+
+def run_adress_tetrahedral(quick: bool, outdir: Path | None):
+    """``(Outcome, liquid, thermodynamic force, coarse potential)`` of validation 3; see :data:`TETRA_DOC`."""
+    import openmm
+
+    from bridge.adress import capped, ibi_initial, ibi_update, radial_distribution, wca
+    from bridge.averaging import block_average
+    from bridge.log import progress
+    from bridge_adapters.openmm.adress import AdResSMolecules, MolecularLiquid
+
+    p = TETRA
+    L = np.array(p["box"])
+    ref_steps, n_ibi, n_iter, seg, final = (20000, 5, 10, 6000, 100000) if quick else (40000, 8, 14, 10000, 400000)
+    x, m, mol, bonded = tetrahedral_liquid(L)
+    zone = Slab(0, p["centre"], p["half_width"], p["hybrid"], period=L[0])
+    kT, rho0 = p["kT"], p["rho0"]
+    # 1. the fully atomistic reference: structure, and the compressibility for the prefactor
+    full = MolecularLiquid(x, m, mol, L, wca(1.0, 1.0), bonded=bonded, kT=kT, gamma=p["gamma"], seed=1)
+    openmm.LocalEnergyMinimizer.minimize(full.context, 10.0, 200)
+    full.step(4000)                                              # 20 tau from the aligned lattice
+    A = tetra_sampler(full, zone, 24, ref_steps, 20, 50)
+    slabs = A["profile"].reshape(len(A["profile"]), 4, -1).sum(2)      # quarter-box slabs
+    S0 = float(slabs.var(0).mean() / slabs.mean() / (1 - 0.25))        # canonical finite-size correction
+    prefactor = kT / (rho0 * S0)                                         # 1 / (rho0^2 kappa_T)
+    # 2. the coarse model: iterative Boltzmann inversion of the centres' g(r)
+    r, g_target = A["r"], A["g_all"].mean(0)
+    cg = ibi_initial(r, g_target, kT, p["cg_cutoff"])
+    beads = full.centres()
+    ibi_dev = []
+    for it in progress(range(n_ibi), desc="IBI", total=n_ibi):
+        cgl = MolecularLiquid(beads, np.full(len(beads), 4.0), np.arange(len(beads)), L, cg, kT=kT, seed=10 + it)
+        cgl.step(500)
+        gs = []
+        for _ in range(60):
+            cgl.step(50)
+            gs.append(radial_distribution(cgl.centres(), L, p["rdf_max"], p["rdf_bins"])[1])
+        g_cg = np.mean(gs, 0)
+        inside = r < p["cg_cutoff"]
+        ibi_dev.append(float(np.abs(g_cg - g_target)[inside].max()))
+        if it < n_ibi - 1:
+            cg = ibi_update(cg, r, g_cg, g_target, kT)
+    # 3. adaptive resolution from the atomistic configuration; thermodynamic-force iteration
+    liq = AdResSMolecules(full.positions(), m, mol, L, zone, capped(wca(1.0, 1.0), p["cap"]), cg, bonded=bonded,
+                          kT=kT, gamma=p["gamma"], update_every=p["update_every"], seed=2)
+    liq.step(2000)
+    tf = ThermodynamicForce(zone, p["bins"], prefactor, p["smoothing"], overlap=p["overlap"])
+    per = int(round(1.0 / tf.dx))
+    area = L[1] * L[2]
+    history = []
+    for it in progress(range(n_iter), desc="thermodynamic force", total=n_iter):
+        S = tetra_sampler(liq, zone, p["bins"], seg, 20, 10 ** 9)
+        rho = S["profile"].mean(0) / (area * tf.dx)
+        history.append(coarse_bins(rho, per) / rho0 - 1.0)
+        # the full linear-response step while far off, then smaller ones that average the noise
+        tf.prefactor = prefactor * (1.0 if it < 3 else 0.5 if it < 7 else 0.25)
+        tf.update(rho, rho0)
+        liq.set_thermodynamic_force(tf)
+    liq.step(2000)
+    F = tetra_sampler(liq, zone, int(round(L[0])), final, 20, 100)
+    frames = F["profile"] / (area * F["dx"]) / rho0
+    dev = frames.mean(0) - 1.0
+    err = np.array([block_average(frames[:, k])[1] for k in range(frames.shape[1])])
+    worst = float(np.abs(dev).max())
+    z_com, d_com, e_com, e_com_ref = _rdf_z(F["g_com"], A["g_com"])
+    z_atom, d_atom, e_atom, e_atom_ref = _rdf_z(F["g_atom"], A["g_atom"])
+    cross = F["crossings"]
+    uncorrected = float(np.max(np.abs(history[0])))
+    meaningful = uncorrected > 0.05 and cross["into_core"] > 0 and cross["into_coarse"] > 0
+    value = max(worst / 0.02, z_com / 2.0, z_atom / 2.0) if meaningful else float("inf")
+    details = {"max |rho/rho0 - 1| after (1-sigma bins)": worst, "bin error (RMS)": float(np.sqrt(np.mean(err ** 2))),
+               "profile after": dev.tolist(), "max |rho/rho0 - 1| without correction": uncorrected,
+               "profile without correction": history[0].tolist(),
+               "g_com: RMS z of AdResS core - atomistic": z_com, "g_com: max |difference|": d_com,
+               "g_atom: RMS z of AdResS core - atomistic": z_atom, "g_atom: max |difference|": d_atom,
+               "IBI max |g_CG - g_target| per iteration (r < cutoff)": ibi_dev,
+               "prefactor kT/(rho0 S(0))": prefactor, "S(0) from quarter-box slabs": S0,
+               "molecules": len(liq.molecules), "atoms": liq.n, "box": L.tolist(), "iterations": n_iter,
+               "final tau": final * liq.dt, "crossings (final run)": cross,
+               "uncorrected deviation > 5 % and crossings in both directions": meaningful, "platform": liq.platform}
+    figs = []
+    if outdir is not None:
+        figs = tetra_figures(tf, history, dev, err, zone, r, A, F, g_target, outdir)
+        tf.save(Path(outdir) / "adress_tetrahedral_thermodynamic_force.npz")
+    return Outcome(metric="max(max |rho/rho0 - 1| over 1-sigma bins / 2 %, RMS z of the core's centre and atom g(r) "
+                          "against the fully atomistic run / 2)", value=value, reference=0.0, tolerance=1.0,
+                   details=details, figures=figs), liq, tf, cg
+
+
+def tetra_figures(tf, history, dev, err, zone, r, A, F, g_target, outdir: Path) -> list[str]:
+    plt = pyplot()
+    fig, ax = plt.subplots(1, 3, figsize=(15, 4.2))
+    profile_panel(ax[0], tf.zone.period, history, dev, err, "molecule density across the resolution change")
+    pts = np.zeros((len(tf.grid), 3))
+    pts[:, zone.axis] = tf.grid
+    ax2 = ax[0].twinx()
+    ax2.plot(tf.grid, tf.force, color="tab:green", lw=1, label="F_th")
+    ax2.plot(tf.grid, zone.weights(pts) * np.abs(tf.force).max(), color="k", lw=0.8, ls=":", label="w (scaled)")
+    ax2.legend(loc="lower right", fontsize=7)
+    for k, (key, title) in enumerate((("g_com", "centres of mass"), ("g_atom", "atoms of different molecules"))):
+        a, b = F[key], A[key]
+        ax[k + 1].errorbar(r, b.mean(0), yerr=b.std(0) / np.sqrt(len(b)), color="k", label="fully atomistic")
+        ax[k + 1].plot(r, a.mean(0), "o", ms=3, color="tab:blue", label="AdResS, atomistic core")
+        if key == "g_com":
+            ax[k + 1].plot(r, g_target, color="0.6", lw=0.8, ls="--", label="whole box (IBI target)")
+        ax[k + 1].set(xlabel="r / sigma", ylabel="g(r)", title=f"g(r) in the core: {title}")
+        ax[k + 1].legend(fontsize=7)
+    return save(fig, outdir, "adress_tetrahedral")
+
+
 CASES = [
     Case("adress_forces", 1, "AdResS on OpenMM: force interpolation and H-AdResS forces (slab and sphere zones) "
          "equal the NumPy formulas to round-off; pure regions feel the pure models.", adress_forces,
          engines=("openmm",)),
     Case("adress_lj_density", 2, "AdResS Lennard-Jones liquid (LJ atomistic, WCA coarse): density flat within 2 % "
          "after the thermodynamic-force iteration.", adress_lj_density, engines=("openmm",)),
+    Case("adress_tetrahedral", 3, "AdResS tetrahedral liquid (four-atom molecules, IBI coarse model, force "
+         "interpolation): density flat within 2 % and the core's g(r) equal to the fully atomistic run's.",
+         adress_tetrahedral, engines=("openmm",), heavy=True),
 ]

@@ -112,3 +112,146 @@ def test_bad_setups_are_refused():
         AdResSLiquid(np.zeros((1, 3)), BOX, Slab(0, 6.0, 1.5, 2.0), AT, CG)
     with pytest.raises(SetupError, match="sphere's box"):
         AdResSLiquid(np.zeros((1, 3)), BOX, Sphere([6.0, 4.0, 4.0], 2.0, 1.5), AT, CG)
+
+
+# -- molecules of several atoms ------------------------------------------------------------------------
+from bridge.adress import capped, tabulated  # noqa: E402
+from bridge_adapters.openmm.adress import AdResSMolecules, MolecularLiquid  # noqa: E402
+from bridge_validation.adress_cases import tetrahedral_liquid  # noqa: E402
+
+TET_AT = capped(lennard_jones(1.0, 1.0, 2.0), 0.8)
+_r = np.linspace(0.0, 3.0, 61)
+TET_CG = tabulated(_r, 3.0 * np.exp(-(_r / 1.2) ** 2) - 3.0 * np.exp(-(3.0 / 1.2) ** 2), "vcg")   # soft, reaches 3
+
+
+def scattered_tetrahedra(n=30, seed=1):
+    """``n`` tetrahedra (edge 0.97) at random places and orientations, centres >= 1.9 apart, atom
+    masses 1, 2, 1, 3 (the centre of mass is not the centroid)."""
+    rng = np.random.default_rng(seed)
+    tet = np.array([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]], float) * 0.97 / (2 * np.sqrt(2))
+    centres = []
+    while len(centres) < n:
+        p = rng.random(3) * BOX
+        if all(np.linalg.norm((p - q) - BOX * np.round((p - q) / BOX)) > 1.9 for q in centres):
+            centres.append(p)
+    x = np.concatenate([c + tet @ np.linalg.qr(rng.normal(size=(3, 3)))[0].T for c in centres])
+    _, _, _, bonded = tetrahedral_liquid(BOX, n / BOX.prod())
+    return x, np.tile([1.0, 2.0, 1.0, 3.0], n), np.repeat(np.arange(n), 4), bonded
+
+
+@pytest.mark.parametrize("zone", [Slab(0, 6.0, 1.5, 2.0, period=12.0), Sphere([6.0, 4.0, 4.0], 2.0, 1.5, box=BOX)])
+def test_molecular_force_interpolation_equals_the_formulas(zone):
+    x, m, mol, bonded = scattered_tetrahedra()
+    liq = AdResSMolecules(x, m, mol, BOX, zone, TET_AT, TET_CG, bonded=bonded, platform="Reference")
+    c = liq.centres()
+    from bridge.adress import centres_of_mass
+    assert np.allclose(c, np.mod(centres_of_mass(x, m, mol, BOX), BOX), atol=1e-12)     # the sites are the centres
+    w = zone.weights(c)
+    assert np.sum((w > 0) & (w < 1)) >= 5                                              # molecules in the hybrid layer
+    F_ref, _ = reference_forces(x, m, mol, zone, TET_AT, TET_CG, scheme="force", box=BOX)
+    assert np.abs(liq.forces({0, 2}) - F_ref).max() <= 1e-10 * np.abs(F_ref).max()
+    # the bonded forces act within the molecules only: each molecule's total is zero
+    Fb = liq.forces({1})
+    assert np.abs(np.add.reduceat(Fb, np.arange(0, len(x), 4))).max() < 1e-9 * np.abs(Fb).max()
+    # the fully atomistic liquid is the same pair potential without weights
+    full = MolecularLiquid(x, m, mol, BOX, TET_AT, bonded=bonded, platform="Reference")
+    everywhere = Sphere([6.0, 4.0, 4.0], 30.0, 1.0)                                      # w = 1 for every molecule
+    F_at, _ = reference_forces(x, m, mol, everywhere, TET_AT, TET_CG, scheme="force", box=BOX)
+    assert np.abs(full.forces({0}) - F_at).max() <= 1e-10 * np.abs(F_at).max()
+
+
+def test_molecular_weights_follow_the_centres_and_the_thermodynamic_force_acts_on_them():
+    zone = Slab(0, 6.0, 1.5, 2.0, period=12.0)
+    x, m, mol, bonded = scattered_tetrahedra(20, seed=3)
+    liq = AdResSMolecules(x, m, mol, BOX, zone, TET_AT, TET_CG, bonded=bonded, update_every=3, kT=1.0,
+                          platform="Reference")
+    c0 = liq.centres()
+    liq.step(40)
+    assert not np.allclose(zone.weights(liq.centres()), zone.weights(c0))
+    F_ref, _ = reference_forces(liq.positions(), m, mol, zone, TET_AT, TET_CG, scheme="force", box=BOX)
+    liq.refresh_weights()
+    assert np.abs(liq.forces({0, 2}) - F_ref).max() <= 1e-9 * np.abs(F_ref).max()
+    # one molecule alone: the thermodynamic force at its centre, shared among its atoms by mass
+    tf = ThermodynamicForce(zone, 240, 1.0, 0.5, overlap=0.5)
+    tf.force = tf.taper * np.sign(tf.grid - 6.0) * 2.0
+    one = AdResSMolecules(x[:4] - x[:4].mean(0) + [3.7, 4.0, 4.0], m[:4], mol[:4], BOX, zone, TET_AT, TET_CG,
+                          bonded=tetrahedral_liquid(BOX, 1 / BOX.prod())[3], platform="Reference")
+    one.set_thermodynamic_force(tf)
+    f = one.forces({0})
+    cx = one.centres()[0, 0]
+    assert f[:, 0].sum() == pytest.approx(np.interp(cx, tf.grid, tf.force), abs=0.04)
+    assert np.allclose(f[:, 0] / f[:, 0].sum(), m[:4] / m[:4].sum(), atol=1e-9)
+    assert np.abs(f[:, 1:]).max() < 1e-9
+
+
+def test_molecules_split_by_the_box_are_made_whole_and_positions_round_trip():
+    zone = Slab(0, 6.0, 1.5, 2.0, period=12.0)
+    x, m, mol, bonded = scattered_tetrahedra(30)
+    wrapped = np.mod(x, BOX)                                       # atoms wrapped one by one: molecules split
+    assert np.any(np.ptp(wrapped.reshape(-1, 4, 3), axis=1) > 2.0)
+    liq = AdResSMolecules(wrapped, m, mol, BOX, zone, TET_AT, TET_CG, bonded=bonded, platform="Reference")
+    from bridge.adress import centres_of_mass
+    assert np.allclose(liq.centres(), np.mod(centres_of_mass(x, m, mol, BOX), BOX), atol=1e-12)
+    assert np.isfinite(liq.potential_energy())
+    again = AdResSMolecules(liq.positions(), m, mol, BOX, zone, TET_AT, TET_CG, bonded=bonded, platform="Reference")
+    assert np.allclose(again.forces(), liq.forces(), atol=1e-9)
+    assert np.all((liq.positions().reshape(-1, 4, 3).mean(1) >= -1.0) & (liq.positions().reshape(-1, 4, 3).mean(1) < BOX + 1.0))
+
+
+def test_overlapping_coarse_atoms_stay_finite_in_single_precision():
+    zone = Slab(0, 6.0, 1.5, 2.0, period=12.0)
+    x, m, mol, bonded = scattered_tetrahedra(8)
+    c = x[4:8].mean(0)
+    x[4:8] += np.array([1.0, 4.0, 4.0]) - c                        # molecule 1 deep in the coarse region ...
+    x[0:4] += x[4] + 1e-4 - x[0]                                   # ... and molecule 0's first atom on its first atom
+    liq = AdResSMolecules(x, m, mol, BOX, zone, wca(1.0, 1.0), lennard_jones(1.5, 1.0, 2.5), bonded=bonded,
+                          platform="CPU")
+    assert np.all(np.isfinite(liq.forces({0, 2})))
+
+
+def test_two_tables_with_one_name_are_refused():
+    zone = Slab(0, 6.0, 1.5, 2.0, period=12.0)
+    other = tabulated(_r, 2.0 * np.exp(-(_r / 0.9) ** 2) - 2.0 * np.exp(-(3.0 / 0.9) ** 2), "vcg")
+    with pytest.raises(SetupError, match="both named"):
+        AdResSLiquid(np.array([[1.0, 1.0, 1.0]]), BOX, zone, other, TET_CG)
+
+
+def test_molecular_bad_setups_are_refused():
+    zone = Slab(0, 6.0, 1.5, 2.0, period=12.0)
+    x, m, mol, bonded = scattered_tetrahedra(4)
+    with pytest.raises(SetupError, match="force interpolation only"):
+        AdResSMolecules(x, m, mol, BOX, zone, TET_AT, TET_CG, scheme="hamiltonian")
+    with pytest.raises(SetupError, match="DPDIntegrator"):
+        AdResSMolecules(x, m, mol, BOX, zone, TET_AT, TET_CG, thermostat="dpd")
+    flat = x.copy()
+    flat[2] = flat[0] + 2.0 * (flat[1] - flat[0])                      # first three atoms on a line
+    with pytest.raises(SetupError, match="collinear"):
+        AdResSMolecules(flat, m, mol, BOX, zone, TET_AT, TET_CG)
+    with pytest.raises(SetupError, match="consecutively"):
+        AdResSMolecules(x, m, mol + 1, BOX, zone, TET_AT, TET_CG)
+    import openmm
+    with pytest.raises(SetupError, match="nonbonded"):
+        MolecularLiquid(x, m, mol, BOX, TET_AT, bonded=[openmm.NonbondedForce()])
+
+
+def test_dpd_thermostat_keeps_momentum_and_temperature():
+    zone = Slab(0, 6.0, 1.5, 2.0, period=12.0)
+    from bridge_validation.adress_cases import lattice_fill
+    x = lattice_fill(400, BOX, np.array([12, 8, 8]))
+    liq = AdResSLiquid(x, BOX, zone, AT, CG, thermostat="dpd", gamma=2.0, kT=1.0, update_every=5)
+    import openmm
+    openmm.LocalEnergyMinimizer.minimize(liq.context, 10.0, 100)
+    liq.context.setVelocitiesToTemperature(1.0 / 0.00831446261815324, 5)
+
+    def velocities():
+        return liq.context.getState(getVelocities=True).getVelocities(asNumpy=True)._value
+
+    p0 = velocities().sum(0)
+    liq.step(1000)
+    kin = []
+    for _ in range(20):
+        liq.step(50)
+        v = velocities()
+        kin.append(np.mean(v ** 2))                     # mass 1: <v_a^2> = kT
+    assert np.allclose(velocities().sum(0), p0, atol=1e-3)     # pairwise friction and noise: momentum kept
+    assert np.mean(kin) == pytest.approx(1.0, abs=0.05)        # kT within 5 % (1200 dof, 20 samples)

@@ -18,6 +18,10 @@ EXPECTED = WITH_FIGURES | {"laminate_homogenization_3d", "fiber_composite_bounds
             "adress_forces"}
 
 
+# Cases of tens of CPU minutes: listed, run by name or with --heavy (the slow test below).
+HEAVY = {"adress_tetrahedral", "cascade_statistics"}
+
+
 def run(args, cwd, timeout=900):
     return subprocess.run(MSBRIDGE + args, cwd=cwd, capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, "MSBRIDGE_PROGRESS": "0"})
@@ -40,6 +44,7 @@ def test_validate_quick_passes_the_foundation_cases_and_writes_a_report(tmp_path
     data = json.loads((tmp_path / "out.json").read_text())
     names = {c["name"] for c in data["cases"]}
     assert EXPECTED <= names
+    assert not names & HEAVY                              # heavy cases run only when named
     for c in data["cases"]:
         assert c["passed"], c
         assert set(c) >= {"name", "metric", "value", "reference", "tolerance", "passed", "seconds"}
@@ -55,6 +60,22 @@ def test_validate_unknown_case_is_a_usage_error(tmp_path):
     out = run(["validate", "no_such_case"], tmp_path)
     assert out.returncode == 2
     assert "unknown validation case" in out.stderr and "fix:" in out.stderr
+
+
+def test_validate_lists_the_heavy_cases_as_such(tmp_path):
+    out = run(["validate", "--list"], tmp_path)
+    assert out.returncode == 0, out.stderr
+    for name in HEAVY:
+        line = next(ln for ln in out.stdout.splitlines() if f" {name} " in ln)
+        assert "[heavy" in line
+
+
+@pytest.mark.slow
+def test_heavy_cases_pass_when_named(tmp_path):
+    out = run(["validate", "--quick", *sorted(HEAVY), "--json", "heavy.json"], tmp_path, timeout=3600)
+    assert out.returncode == 0, out.stdout + out.stderr
+    data = json.loads((tmp_path / "heavy.json").read_text())
+    assert {c["name"] for c in data["cases"]} == HEAVY and data["passed"]
 
 
 def test_bench_lists_the_overhead_benchmark(tmp_path):
@@ -84,7 +105,8 @@ def test_bench_quick_reports_ratios_and_machine(tmp_path):
     assert {"rve_factor_once", "micro_solves_per_second", "fe2_adaptivity", "fe2_two_ranks"} <= names
     assert {"plate_n48", "plate_n96", "kmc_events_n1000", "kmc_events_n10000", "cascade_n1024"} <= names
     assert {"couette_md_chunk10", "couette_md_chunk50", "couette_window", "heat_md_chunk20"} <= names
-    assert {"adress_quarter_force", "adress_tenth_force", "adress_quarter_force_every_step"} <= names
+    assert {"adress_quarter_force", "adress_tenth_force", "adress_quarter_force_every_step",
+            "adress_tetra_quarter"} <= names
     for b in data["benchmarks"]:
         if b["name"].startswith(("bridge", "native", "qmmm")):
             assert b["size"]["atoms"] >= (10000 if b["name"].startswith(("bridge", "native")) else 700)

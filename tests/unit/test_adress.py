@@ -130,3 +130,88 @@ def test_profile_and_crossings():
     assert c == {"into_core": 1, "out_of_core": 1, "into_coarse": 1, "out_of_coarse": 1, "changed": 4}
     with pytest.raises(SetupError):
         count_crossings(before, after[:-1])
+
+
+# -- tabulated and capped potentials, g(r), iterative Boltzmann inversion -----------------------------
+from bridge.adress import capped, ibi_initial, ibi_update, radial_distribution, tabulated  # noqa: E402
+
+
+def test_tabulated_potential_interpolates_and_its_force_is_minus_the_slope():
+    r = np.linspace(0.0, 3.0, 121)
+    V = 2.0 * np.exp(-(r / 0.8) ** 2) - 2.0 * np.exp(-(3.0 / 0.8) ** 2)
+    pot = tabulated(r, V, "vcg")
+    x = np.linspace(0.3, 2.9, 57)
+    assert np.allclose(pot.energy(x), 2.0 * np.exp(-(x / 0.8) ** 2) - 2.0 * np.exp(-(3.0 / 0.8) ** 2), atol=2e-5)
+    h = 1e-6
+    assert np.allclose(pot.force(x), -(pot.energy(x + h) - pot.energy(x - h)) / (2 * h), atol=1e-6)
+    assert pot.energy(np.array([3.0, 3.5])).tolist() == [0.0, 0.0] and pot.cutoff == 3.0
+    assert pot.table[0] == "vcg" and pot.expression == "step(3.0-r)*vcg(r)"
+    with pytest.raises(SetupError, match="equally spaced"):
+        tabulated(r[1:], V[1:])
+    with pytest.raises(SetupError, match="identifier"):
+        tabulated(r, V, "v cg")
+    with pytest.raises(SetupError, match="jump"):
+        tabulated(r, V + 0.1)
+
+
+def test_capped_potential_is_the_tangent_below_the_cap():
+    base = wca(1.0, 1.0)
+    pot = capped(base, 0.8)
+    r = np.array([0.05, 0.5, 0.79, 0.8, 0.9, 1.05, 1.2])
+    assert np.allclose(pot.energy(r[3:]), base.energy(r[3:])) and np.allclose(pot.force(r[3:]), base.force(r[3:]))
+    Fc = float(base.force(np.array(0.8)))
+    assert np.allclose(pot.force(r[:3]), Fc)
+    assert np.allclose(pot.energy(r[:3]), base.energy(np.array(0.8)) + Fc * (0.8 - r[:3]))
+    assert np.isfinite(pot.energy(np.array(1e-9)))
+    with pytest.raises(SetupError, match="r_cap"):
+        capped(base, 2.0)
+
+
+def test_radial_distribution_counts_the_neighbour_shells_of_a_lattice():
+    a, k = 1.0, 8
+    g3 = np.stack(np.meshgrid(*(np.arange(k),) * 3, indexing="ij"), -1).reshape(-1, 3) * a + 0.25
+    L = np.full(3, k * a)
+    r, g = radial_distribution(g3, L, 1.5, 150)
+    dr = r[1] - r[0]
+    rho = (len(g3) - 1) / L.prod()
+    shells = np.cumsum(g * rho * 4 * np.pi * r ** 2 * dr)         # neighbours within r (thin-shell sum)
+    assert shells[r < 0.99][-1] == pytest.approx(0.0)
+    assert shells[r < 1.4][-1] == pytest.approx(6.0, rel=1e-2)             # six first neighbours
+    assert shells[-1] == pytest.approx(18.0, rel=1e-2)                     # plus twelve at sqrt(2)
+    # pairs within a group do not count; reference points only
+    grp = np.arange(len(g3)) // 2                                          # neighbours along z paired up
+    _, g_grp = radial_distribution(g3, L, 1.5, 150, group=grp)
+    rho_grp = (len(g3) - 2) / L.prod()                                     # partners: all but the pair
+    shells_grp = np.cumsum(g_grp * rho_grp * 4 * np.pi * r ** 2 * dr)
+    assert shells_grp[r < 1.4][-1] == pytest.approx(5.0, rel=1e-2)         # the paired neighbour is left out
+    ref = g3[:, 0] < 2.0
+    _, g_ref = radial_distribution(g3, L, 1.5, 150, reference=ref)
+    assert np.allclose(g_ref, g)                                           # a lattice looks alike from anywhere
+    with pytest.raises(SetupError, match="r_max"):
+        radial_distribution(g3, L, 5.0, 10)
+
+
+def test_ibi_is_a_fixed_point_at_the_target_and_converges_in_the_dilute_limit():
+    kT, rc = 1.0, 2.5
+    r = (np.arange(50) + 0.5) * 0.05
+    true = lambda x: 4 * ((1 / x) ** 12 - (1 / x) ** 6) * (x < rc)          # noqa: E731
+    taper = np.cos(0.5 * np.pi * np.clip((r - 0.9 * rc) / (0.1 * rc), 0, 1)) ** 2
+    V_true = (true(r) - true(np.array(rc - 1e-12))) * taper
+    g_of = lambda pot: np.exp(-pot.energy(r) / kT)                         # noqa: E731 - dilute gas: g = exp(-V/kT)
+    target = np.exp(-V_true / kT)
+    pot = ibi_initial(r, target, kT, rc)
+    ok = (target > 0.02) & (r < 0.9 * rc)                                 # outside the core and the taper
+    assert np.allclose(g_of(pot)[ok], target[ok], rtol=1e-4)   # exact in the dilute limit (up to the shift to 0 at rc)
+    again = ibi_update(pot, r, target, target, kT)
+    assert np.allclose(again.table[3], pot.table[3], atol=1e-12)           # nothing to correct: unchanged
+    # from a wrong start the update moves towards the target
+    wrong = ibi_initial(r, np.exp(-0.5 * V_true / kT), kT, rc)
+    err0 = np.abs(g_of(wrong) - target)[ok].max()
+    better = ibi_update(wrong, r, g_of(wrong), target, kT, damping=0.5)
+    assert np.abs(g_of(better) - target)[ok].max() < 0.7 * err0
+    with pytest.raises(SetupError, match="tabulated"):
+        ibi_update(wca(), r, target, target, kT)
+    with pytest.raises(SetupError, match="one shape"):
+        ibi_update(pot, r, target[:-1], target, kT)
+    with pytest.raises(SetupError, match="reach the cutoff"):
+        ibi_initial(r[:30], target[:30], kT, rc)

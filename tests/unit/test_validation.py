@@ -73,8 +73,13 @@ def test_discover_sorts_by_level_and_turns_a_broken_plugin_into_a_failing_case(e
 
 def test_select():
     cases = [case(passing, "a"), case(failing, "b")]
-    assert validation.select(cases, None) is cases and validation.select(cases, []) is cases
+    assert validation.select(cases, None) == cases and validation.select(cases, []) == cases
     assert [c.name for c in validation.select(cases, ["b", "a"])] == ["b", "a"]
+    import dataclasses
+    heavy = dataclasses.replace(case(passing, "h"), heavy=True)
+    assert [c.name for c in validation.select(cases + [heavy], None)] == ["a", "b"]        # not by default
+    assert [c.name for c in validation.select(cases + [heavy], None, heavy=True)] == ["a", "b", "h"]
+    assert [c.name for c in validation.select(cases + [heavy], ["h"])] == ["h"]            # by name
     with pytest.raises(SetupError, match=r"unknown validation case\(s\) \['zz'\]") as exc:
         validation.select(cases, ["a", "zz"])
     assert "a, b" in exc.value.fix
