@@ -160,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--report", metavar="DIR", help="write report.md and figures into DIR")
     s.add_argument("--list", action="store_true", help="list the cases and exit")
     s.add_argument("--heavy", action="store_true",
-                   help="also run the heavy cases (tens of CPU minutes each; by default they run only when named)")
+                   help="also run the heavy cases (minutes to tens of minutes each on 2 cores; by default only when named)")
     s.set_defaults(func=cmd_validate)
     s = sub.add_parser("bench", help="time coupled runs against their baselines")
     s.add_argument("names", nargs="*", help="benchmarks to run (default: all)")

@@ -39,7 +39,7 @@ class Case:
     description: str
     func: Callable[..., Outcome]
     engines: tuple[str, ...] = ()
-    heavy: bool = False      # tens of CPU minutes even in quick mode: run by name or with --heavy, not by default
+    heavy: bool = False      # minutes to tens of minutes (2 cores) even in quick mode: run by name or --heavy
 
 
 @dataclass

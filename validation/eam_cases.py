@@ -23,8 +23,8 @@ Metric: the worst of the three checks over its tolerance; passes at <= 1.
 100 K, variable time step, thermostatted border, run to the end of cool-down), five per energy
 (``--quick``; eight in full) at 300 eV (8^3 cells, 1024 atoms) and 600 eV (10^3 cells, 2000 atoms)
 in random directions -- the energies this CPU affords.  The surviving Frenkel pairs' mean and
-standard error (floored at the Poisson sqrt(mean / n), so that identical counts do not claim zero
-error) against NRT (E_d = 40 eV) and arc-dpa (b = -0.568, c = 0.286): below NRT, ``mean + 2 err <=
+standard error (floored at the Poisson sqrt(max(mean, 1) / n), so that identical counts do not
+claim zero error) against NRT (E_d = 40 eV) and arc-dpa (b = -0.568, c = 0.286): below NRT, ``mean + 2 err <=
 NRT``, and near arc-dpa, ``|mean - arc| <= 3 err``.  Metric: the worst of ``(mean + 2 err) / NRT``
 and ``|mean - arc| / (3 err)`` over the energies; passes at <= 1.
 """
@@ -45,9 +45,9 @@ A_PUBLISHED = 2.8553        # Å, the lattice constant both Mendelev et al. (200
 
 
 def fe_tables(directory: Path):
-    """(functions, tables, path): the Mendelev iron potential written as a setfl file in ``directory``."""
+    """(functions, tables, path): the Ackland–Mendelev iron potential written as a setfl file in ``directory``."""
     f = mendelev_fe()
-    path = Path(write_setfl(Path(directory) / "Fe_mendelev2003.eam.alloy", f))
+    path = Path(write_setfl(Path(directory) / "Fe_ackland2004.eam.alloy", f))
     return f, read_setfl(path), path
 
 

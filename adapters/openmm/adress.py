@@ -162,6 +162,8 @@ class _Runner:
     def refresh_weights(self, centres: np.ndarray | None = None) -> np.ndarray:
         """Set the per-particle weights from the centres' positions (force interpolation); returns
         the molecules' weights ``(n_molecules,)``."""
+        if self.zone is None:
+            raise SetupError("this liquid has no adaptive-resolution zone", fix="use AdResSMolecules (or AdResSLiquid)")
         c = self.centres() if centres is None else centres
         w = self.zone.weights(c)
         self.weights_now = w
@@ -190,6 +192,8 @@ class _Runner:
     def set_thermodynamic_force(self, tf: ThermodynamicForce) -> None:
         """Apply ``tf`` (a periodic table along the slab axis, acting on the molecules' centres) from now on."""
         z, t = self.zone, tf.zone
+        if z is None:
+            raise SetupError("this liquid has no adaptive-resolution zone", fix="use AdResSMolecules (or AdResSLiquid)")
         if not isinstance(z, Slab) or t.axis != z.axis or not np.allclose(
                 [t.centre, t.half_width, t.hybrid_width, t.period], [z.centre, z.half_width, z.hybrid_width, z.period]):
             raise SetupError("the thermodynamic force was made for another zone than the liquid's",
@@ -214,7 +218,7 @@ class _Runner:
             self.refresh_weights()
 
     def describe(self) -> dict[str, Any]:
-        return {"particles": self.n, "molecules": len(self._centres), "scheme": self.scheme,
+        return {"particles": self.n, "molecules": len(getattr(self, "molecules", self._centres)), "scheme": self.scheme,
                 "platform": self.platform, "update_every": self.update_every}
 
 
@@ -354,6 +358,7 @@ class MolecularLiquid(_Runner):
         _add_tables(pair, at)
         pair.setNonbondedMethod(openmm.CustomNonbondedForce.CutoffPeriodic)
         pair.setCutoffDistance(at.cutoff)
+        x = self._whole(x)               # OpenMM's bonds and sites do not use the minimum image
         exclusions = [(int(a), int(b)) for idx in self.molecules for k, a in enumerate(idx) for b in idx[k + 1:]]
         self._pair, self._coarse = pair, None
         if adaptive:
@@ -393,7 +398,6 @@ class MolecularLiquid(_Runner):
             self.zone, self.scheme, self.update_every = _zone, "force", int(_update_every)
             c = np.mod(np.array([m[idx] @ x[idx] / m[idx].sum() for idx in self.molecules]), box)
             self.weights_now = _zone.weights(c)
-        x = self._whole(x)               # OpenMM's bonds and sites do not use the minimum image
         x_all = x if not adaptive else np.vstack([x, np.zeros((len(self.molecules), 3))])
         self._start(system, _thermostat(thermostat, self.kT, gamma, self.dt, rc), platform, x_all, seed)
         if adaptive:

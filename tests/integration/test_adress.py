@@ -232,6 +232,10 @@ def test_molecular_bad_setups_are_refused():
     import openmm
     with pytest.raises(SetupError, match="nonbonded"):
         MolecularLiquid(x, m, mol, BOX, TET_AT, bonded=[openmm.NonbondedForce()])
+    full = MolecularLiquid(x, m, mol, BOX, TET_AT, bonded=bonded, platform="Reference")
+    assert full.describe()["molecules"] == 4
+    with pytest.raises(SetupError, match="no adaptive-resolution zone"):
+        full.refresh_weights()
 
 
 def test_dpd_thermostat_keeps_momentum_and_temperature():
