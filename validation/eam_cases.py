@@ -26,7 +26,9 @@ in random directions -- the energies this CPU affords.  The surviving Frenkel pa
 standard error (floored at the Poisson sqrt(max(mean, 1) / n), so that identical counts do not
 claim zero error) against NRT (E_d = 40 eV) and arc-dpa (b = -0.568, c = 0.286): below NRT, ``mean + 2 err <=
 NRT``, and near arc-dpa, ``|mean - arc| <= 3 err``.  Metric: the worst of ``(mean + 2 err) / NRT``
-and ``|mean - arc| / (3 err)`` over the energies; passes at <= 1.
+and ``|mean - arc| / (3 err)`` over the energies; passes at <= 1.  Measured (``--quick``, 6.8
+minutes): 1.2 +- 0.6 at 300 eV (NRT 3, arc-dpa 2.0), 3.0 +- 0.8 at 600 eV (NRT 6, arc-dpa 3.3);
+metric 0.79.
 """
 from __future__ import annotations
 
