@@ -43,7 +43,8 @@ import numpy as np
 from .errors import SetupError
 from .zones import Slab, Zone
 
-__all__ = ["PairPotential", "lennard_jones", "wca", "capped", "tabulated", "centres_of_mass", "reference_forces",
+__all__ = ["PairPotential", "lennard_jones", "wca", "capped", "tabulated", "molecule_ids", "unwrap_molecules",
+           "centres_of_mass", "reference_forces",
            "ThermodynamicForce", "count_crossings", "radial_distribution", "ibi_initial", "ibi_update"]
 
 
@@ -166,23 +167,38 @@ def _minimum_image(d: np.ndarray, box: np.ndarray | None) -> np.ndarray:
     return d if box is None else d - box * np.round(d / box)
 
 
+def molecule_ids(molecule: np.ndarray, n: int | None = None) -> np.ndarray:
+    """``molecule`` as ``(n,)`` int64 ids, checked to run 0 .. n_mol - 1 with every id used."""
+    mol = np.asarray(molecule)
+    if mol.ndim != 1 or (n is not None and len(mol) != n) or len(mol) == 0 or not np.issubdtype(mol.dtype, np.integer):
+        raise SetupError(f"molecule must be ({n if n is not None else 'n'},) integer ids, got shape {mol.shape}",
+                         fix="pass one molecule id per atom")
+    mol = mol.astype(np.int64)
+    if mol.min() < 0 or np.any(np.bincount(mol) == 0):
+        raise SetupError("molecule ids must run 0 .. n_mol - 1 with every id used",
+                         fix="number the molecules consecutively from 0")
+    return mol
+
+
+def unwrap_molecules(x: np.ndarray, molecule: np.ndarray, box: np.ndarray | None) -> np.ndarray:
+    """``(n, 3)`` positions with each molecule unwrapped about its first atom (minimum image), so
+    that a molecule split by the periodic boundary is whole; ``box`` None: ``x`` unchanged."""
+    x = np.asarray(x, float)
+    mol = molecule_ids(molecule, len(x))
+    first = np.full(int(mol.max()) + 1, -1)
+    first[mol[::-1]] = np.arange(len(mol))[::-1]
+    return x[first[mol]] + _minimum_image(x - x[first[mol]], box)
+
+
 def centres_of_mass(x: np.ndarray, masses: np.ndarray, molecule: np.ndarray,
                     box: np.ndarray | None = None) -> np.ndarray:
     """``(n_mol, 3)`` centres of mass; each molecule is unwrapped about its first atom (minimum image),
     so a molecule split by the periodic boundary is whole.  ``molecule``: ``(n,)`` ids 0..n_mol-1."""
-    x = np.asarray(x, float)
-    mol = np.asarray(molecule, np.int64)
-    n_mol = int(mol.max()) + 1
-    if mol.min() < 0 or np.any(np.bincount(mol, minlength=n_mol) == 0):
-        raise SetupError("molecule ids must run 0 .. n_mol - 1 with every id used",
-                         fix="number the molecules consecutively from 0")
-    first = np.full(n_mol, -1)
-    first[mol[::-1]] = np.arange(len(mol))[::-1]
-    rel = _minimum_image(x - x[first[mol]], box)
+    xw = unwrap_molecules(x, molecule, None if box is None else np.asarray(box, float))
+    mol = molecule_ids(molecule)
     m = np.asarray(masses, float)
-    M = np.bincount(mol, weights=m, minlength=n_mol)
-    com = np.stack([np.bincount(mol, weights=m * rel[:, k], minlength=n_mol) for k in range(3)], 1) / M[:, None]
-    return com + x[first]
+    M = np.bincount(mol, weights=m)
+    return np.stack([np.bincount(mol, weights=m * xw[:, k]) for k in range(3)], 1) / M[:, None]
 
 
 def reference_forces(x: np.ndarray, masses: np.ndarray, molecule: np.ndarray, zone: Zone,

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from bridge.adress import PairPotential, ThermodynamicForce
+from bridge.adress import PairPotential, ThermodynamicForce, centres_of_mass, molecule_ids, unwrap_molecules
 from bridge.errors import SetupError
 from bridge.zones import Slab, Sphere, Zone
 
@@ -244,19 +244,12 @@ class AdResSLiquid(_Runner):
         if scheme not in ("force", "hamiltonian"):
             raise SetupError(f"scheme must be 'force' or 'hamiltonian', got {scheme!r}",
                              fix="pass scheme='force' (FI-AdResS) or 'hamiltonian' (H-AdResS)")
-        x = np.asarray(positions, float)
-        box = np.asarray(box, float).reshape(3)
-        if x.ndim != 2 or x.shape[1] != 3 or not np.all(np.isfinite(x)):
-            raise SetupError("positions must be a finite (n, 3) array", fix="pass positions in nm")
         rc = max(at.cutoff, cg.cutoff)
-        if np.any(box < 2 * rc):
-            raise SetupError(f"box {box} is shorter than twice the cutoff {rc}", fix="enlarge the box")
-        if int(update_every) < 1:
-            raise SetupError(f"update_every must be >= 1, got {update_every}", fix="pass e.g. update_every=1")
+        x, box = _checked(positions, box, rc)
+        self.update_every = _check_update_every(update_every)
         _check_box(zone, box)
         self.zone, self.box, self.scheme = zone, box, scheme
         self.n, self.mass, self.kT, self.dt = len(x), float(mass), float(kT), float(dt)
-        self.update_every = int(update_every)
         self._centres = np.arange(self.n)
         system = _periodic_system(box)
         for _ in range(self.n):
@@ -290,16 +283,22 @@ class AdResSLiquid(_Runner):
         f.updateParametersInContext(self.context)
 
 
-def _molecule_index(molecule: np.ndarray, n: int) -> list[np.ndarray]:
-    mol = np.asarray(molecule)
-    if mol.shape != (n,) or not np.issubdtype(mol.dtype, np.integer):
-        raise SetupError(f"molecule must be ({n},) integer ids, got shape {mol.shape}", fix="pass one id per atom")
-    n_mol = int(mol.max()) + 1 if n else 0
-    if n == 0 or mol.min() < 0 or np.any(np.bincount(mol, minlength=n_mol) == 0):
-        raise SetupError("molecule ids must run 0 .. n_mol - 1 with every id used",
-                         fix="number the molecules consecutively from 0")
-    order = np.argsort(mol, kind="stable")
-    return np.split(order, np.cumsum(np.bincount(mol))[:-1])
+def _checked(positions, box, rc: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(positions (n, 3), box (3,))`` as float arrays, checked: finite positions, a box of at
+    least twice the cutoff ``rc``."""
+    x = np.asarray(positions, float)
+    box = np.asarray(box, float).reshape(3)
+    if x.ndim != 2 or x.shape[1] != 3 or not np.all(np.isfinite(x)):
+        raise SetupError("positions must be a finite (n, 3) array", fix="pass positions in nm")
+    if np.any(box < 2 * rc):
+        raise SetupError(f"box {box} is shorter than twice the cutoff {rc}", fix="enlarge the box")
+    return x, box
+
+
+def _check_update_every(update_every) -> int:
+    if int(update_every) < 1:
+        raise SetupError(f"update_every must be >= 1, got {update_every}", fix="pass e.g. update_every=1")
+    return int(update_every)
 
 
 class MolecularLiquid(_Runner):
@@ -320,18 +319,14 @@ class MolecularLiquid(_Runner):
                  kT: float = 1.0, gamma: float = 1.0, dt: float = 0.005, thermostat: str = "langevin",
                  platform: str = "CPU", seed: int = 1, _cg: PairPotential | None = None, _zone: Zone | None = None,
                  _update_every: int = 1):
-        x = np.asarray(positions, float)
-        box = np.asarray(box, float).reshape(3)
-        if x.ndim != 2 or x.shape[1] != 3 or not np.all(np.isfinite(x)):
-            raise SetupError("positions must be a finite (n, 3) array", fix="pass positions in nm")
+        rc = max(at.cutoff, _cg.cutoff if _cg is not None else 0.0)
+        x, box = _checked(positions, box, rc)
         m = np.asarray(masses, float)
         if m.shape != (len(x),) or not np.all(m > 0):
             raise SetupError("masses must be (n,) positive values", fix="pass one mass (amu) per atom")
-        self.molecules = _molecule_index(molecule, len(x))
-        self.molecule = np.asarray(molecule)
-        rc = max(at.cutoff, _cg.cutoff if _cg is not None else 0.0)
-        if np.any(box < 2 * rc):
-            raise SetupError(f"box {box} is shorter than twice the cutoff {rc}", fix="enlarge the box")
+        self.molecule = molecule_ids(molecule, len(x))
+        order = np.argsort(self.molecule, kind="stable")           # each molecule's atoms, first atom first
+        self.molecules = np.split(order, np.cumsum(np.bincount(self.molecule))[:-1])
         for f in bonded:
             if isinstance(f, (openmm.NonbondedForce, openmm.CustomNonbondedForce)):
                 raise SetupError("bonded forces must not be nonbonded forces (they would bypass the resolution)",
@@ -358,7 +353,7 @@ class MolecularLiquid(_Runner):
         _add_tables(pair, at)
         pair.setNonbondedMethod(openmm.CustomNonbondedForce.CutoffPeriodic)
         pair.setCutoffDistance(at.cutoff)
-        x = self._whole(x)               # OpenMM's bonds and sites do not use the minimum image
+        x = unwrap_molecules(x, self.molecule, box)      # OpenMM's bonds and sites do not use the minimum image
         exclusions = [(int(a), int(b)) for idx in self.molecules for k, a in enumerate(idx) for b in idx[k + 1:]]
         self._pair, self._coarse = pair, None
         if adaptive:
@@ -396,27 +391,17 @@ class MolecularLiquid(_Runner):
             system.addForce(f)
         if adaptive:
             self.zone, self.scheme, self.update_every = _zone, "force", int(_update_every)
-            c = np.mod(np.array([m[idx] @ x[idx] / m[idx].sum() for idx in self.molecules]), box)
+            c = np.mod(centres_of_mass(x, m, self.molecule), box)
             self.weights_now = _zone.weights(c)
         x_all = x if not adaptive else np.vstack([x, np.zeros((len(self.molecules), 3))])
         self._start(system, _thermostat(thermostat, self.kT, gamma, self.dt, rc), platform, x_all, seed)
         if adaptive:
             self.refresh_weights()
 
-    def _whole(self, x: np.ndarray) -> np.ndarray:
-        """``x`` with every molecule unwrapped about its first atom (minimum image)."""
-        x = np.array(x, float)
-        for idx in self.molecules:
-            d = x[idx] - x[idx[0]]
-            x[idx] = x[idx[0]] + d - self.box * np.round(d / self.box)
-        return x
-
     def _raw_centres(self, x: np.ndarray) -> np.ndarray:
         if len(self._centres):
             return x[self._centres]
-        mol, m = self.molecule, self.masses
-        M = np.bincount(mol, weights=m)
-        return np.stack([np.bincount(mol, weights=m * x[:self.n, k]) for k in range(3)], 1) / M[:, None]
+        return centres_of_mass(x[:self.n], self.masses, self.molecule)     # OpenMM keeps molecules whole
 
     def centres(self) -> np.ndarray:
         """``(n_molecules, 3)`` centres of mass (nm), wrapped into the box."""
@@ -473,8 +458,7 @@ class AdResSMolecules(MolecularLiquid):
 
     def __init__(self, positions: np.ndarray, masses, molecule, box, zone: Zone, at: PairPotential,
                  cg: PairPotential, *, bonded=(), update_every: int = 1, **kwargs):
-        if int(update_every) < 1:
-            raise SetupError(f"update_every must be >= 1, got {update_every}", fix="pass e.g. update_every=1")
+        update_every = _check_update_every(update_every)
         box = np.asarray(box, float).reshape(3)
         _check_box(zone, box)
         if kwargs.pop("scheme", "force") != "force":
