@@ -22,11 +22,14 @@ Checks:
   leaving through the outer walls (exactly 0); each continuum piece's momentum change against
   the flows through its ends (1e-10 relative: a direct solve).
 
-The error bar: before the start-up the coupled model runs at rest (``U = 0``) for 8 windows
-(quick) or 12 (full), and the RMS of the sample cells' window averages -- all noise, the MD's own
+The error bar: before the start-up the coupled model runs at rest (``U = 0``) for 24 windows
+(120 tau, both modes), and the RMS of the sample cells' window averages -- all noise, the MD's own
 plus what returns through the continuum, which takes the noisy averages as boundary data -- is
 the error bar of every window average (:meth:`bridge.flux.CouetteCoupling.calibrate`); the MD's
-own part, ``sigma sqrt(g / n)`` from the blocked sample series, is reported beside it.
+own part, ``sigma sqrt(g / n)`` from the blocked sample series, is reported beside it.  The
+cells' noise is correlated over tens of windows (statistical inefficiency 23-40 windows measured
+over 120 tau), so a shorter calibration underestimates it: 40 tau gave error bars from 0.028 to
+0.079 between runs, and one quick example run failed at 2.26 error bars; 120 tau gives 0.042-0.055.
 
 Metric: the worst of (RMS deviation / 2 RMS error) and the two ledger ratios; passes at <= 1.
 Full: 200 tau (40 windows); quick: 60 tau.  Measured (2-core CPU): ratios 0.4-0.75 over seeds with
@@ -196,8 +199,12 @@ def couette_figure(coupling: CouetteCoupling, outdir: Path, name: str = "couette
     return save(fig, outdir, name)
 
 
+#: tau the coupled model runs at rest to measure the error bar of a window average
+COUETTE_CALIBRATION = 120.0
+
+
 def couette_startup(quick: bool, outdir: Path | None) -> Outcome:
-    coupling = couette_model(calibrate=40.0 if quick else 60.0)
+    coupling = couette_model(calibrate=COUETTE_CALIBRATION)
     t_end = 60.0 if quick else 200.0
     coupling.run(int(round(t_end / coupling.window)))
     cmp_ = compare(coupling)
