@@ -28,7 +28,8 @@ layer: ``F_th <- F_th - p grad(rho_smooth)`` with ``p = 1 / (rho0^2 kappa_T)`` (
 factor), the density smoothed before differentiating, the update tapered to zero a little beyond
 the hybrid layer's edges; each :meth:`ThermodynamicForce.update` returns ``max |rho / rho0 - 1|``
 for the caller's stopping rule; the force and its potential are tabulated along the slab axis,
-saved to and loaded from ``.npz``.
+saved to and loaded from ``.npz``.  :class:`RadialThermodynamicForce` does the same for a
+spherical zone, tabulated in the distance from the sphere's centre and acting radially.
 
 Units are the caller's, used consistently (the OpenMM adapter uses nm, kJ/mol, amu, ps).
 """
@@ -41,11 +42,11 @@ from typing import Callable
 import numpy as np
 
 from .errors import SetupError
-from .zones import Slab, Zone
+from .zones import Slab, Sphere, Zone
 
 __all__ = ["PairPotential", "lennard_jones", "wca", "capped", "tabulated", "molecule_ids", "unwrap_molecules",
            "centres_of_mass", "reference_forces",
-           "ThermodynamicForce", "count_crossings", "radial_distribution", "ibi_initial", "ibi_update"]
+           "ThermodynamicForce", "RadialThermodynamicForce", "count_crossings", "radial_distribution", "ibi_initial", "ibi_update"]
 
 
 @dataclass(frozen=True)
@@ -277,6 +278,20 @@ def count_crossings(before: np.ndarray, after: np.ndarray) -> dict[str, int]:
             "changed": int(np.sum(a != b))}
 
 
+def _taper(d: np.ndarray, hybrid_width: float, overlap: float) -> np.ndarray:
+    """``sin^2`` over the hybrid layer widened by ``overlap`` on both sides, at distances ``d`` from the
+    core: zero at (and beyond) the widened edges, exactly."""
+    s = np.clip((np.asarray(d, float) + overlap) / (hybrid_width + 2 * overlap), 0.0, 1.0)
+    return np.where((s > 0) & (s < 1), np.sin(np.pi * s) ** 2, 0.0)
+
+
+def _check_tf_settings(bins: int, prefactor: float, smoothing: float, overlap: float, max_overlap: float,
+                       example: str) -> None:
+    if int(bins) < 16 or not prefactor > 0 or not smoothing > 0 or not 0 <= overlap <= max_overlap:
+        raise SetupError(f"need bins >= 16, prefactor > 0, smoothing > 0, 0 <= overlap <= {max_overlap:g} "
+                         f"(got {bins}, {prefactor}, {smoothing}, {overlap})", fix=f"e.g. {example}")
+
+
 class ThermodynamicForce:
     """The thermodynamic force of a slab zone, tabulated along the slab axis over one period.
 
@@ -302,12 +317,11 @@ class ThermodynamicForce:
 
     def __init__(self, zone: Slab, bins: int, prefactor: float, smoothing: float, overlap: float = 0.0):
         if not isinstance(zone, Slab) or zone.period is None:
-            raise SetupError("the thermodynamic force is tabulated for a periodic slab zone",
-                             fix="use bridge.zones.Slab(axis, centre, half_width, hybrid_width, period=L)")
-        if int(bins) < 16 or not prefactor > 0 or not smoothing > 0 or not 0 <= overlap <= zone.half_width:
-            raise SetupError(f"need bins >= 16, prefactor > 0, smoothing > 0, 0 <= overlap <= half_width "
-                             f"(got {bins}, {prefactor}, {smoothing}, {overlap})",
-                             fix="e.g. ThermodynamicForce(zone, bins=200, prefactor=1.0, smoothing=0.5, overlap=1.0)")
+            raise SetupError("ThermodynamicForce is tabulated for a periodic slab zone",
+                             fix="use bridge.zones.Slab(axis, centre, half_width, hybrid_width, period=L), or "
+                                 "RadialThermodynamicForce for a sphere")
+        _check_tf_settings(bins, prefactor, smoothing, overlap, zone.half_width,
+                           "ThermodynamicForce(zone, bins=200, prefactor=1.0, smoothing=0.5, overlap=1.0)")
         self.zone, self.bins = zone, int(bins)
         self.prefactor, self.smoothing, self.overlap = float(prefactor), float(smoothing), float(overlap)
         L = zone.period
@@ -317,10 +331,7 @@ class ThermodynamicForce:
         pts[:, zone.axis] = self.grid
         d, _ = zone.distance(pts)
         self._far = int(np.argmax(d))               # the grid point farthest from the core: U = 0 there
-        width = zone.hybrid_width + 2 * self.overlap
-        s = np.clip((d + self.overlap) / width, 0.0, 1.0)
-        # sin^2 over the hybrid layer widened by the overlap: zero at (and beyond) its edges
-        self.taper = np.where((s > 0) & (s < 1), np.sin(np.pi * s) ** 2, 0.0)     # exactly 0 outside
+        self.taper = _taper(d, zone.hybrid_width, self.overlap)
         self.force = np.zeros(self.bins)
         self.iterations = 0
 
@@ -328,6 +339,12 @@ class ThermodynamicForce:
         """``(bins,)`` number of centres per bin for coordinates along the axis (any shape), wrapped."""
         c = np.mod(np.asarray(coordinates, float).ravel(), self.zone.period)
         return np.bincount(np.minimum((c / self.dx).astype(np.int64), self.bins - 1), minlength=self.bins).astype(float)
+
+    def density(self, x: np.ndarray, box: np.ndarray) -> np.ndarray:
+        """``(bins,)`` number density (per volume) of the points ``x`` ``(n, 3)`` in one frame of the
+        orthorhombic ``box`` ``(3,)``: counts over the bin volume ``dx`` times the cross-section."""
+        area = float(np.prod(np.delete(np.asarray(box, float), self.zone.axis)))
+        return self.profile(np.asarray(x, float)[:, self.zone.axis]) / (area * self.dx)
 
     def smoothed(self, density: np.ndarray) -> np.ndarray:
         from scipy.ndimage import gaussian_filter1d
@@ -391,9 +408,150 @@ class ThermodynamicForce:
     @classmethod
     def load(cls, path: str | Path) -> "ThermodynamicForce":
         with np.load(path) as f:
+            if "zone" not in f:
+                kind = "a spherical zone's thermodynamic force" if "radius" in f else "no slab thermodynamic force"
+                raise SetupError(f"{path} holds {kind}", fix="load a sphere's table with RadialThermodynamicForce.load; "
+                                                         "a slab's is written by ThermodynamicForce.save")
             axis, centre, half, hybrid, period = f["zone"]
             tf = cls(Slab(int(axis), centre, half, hybrid, period=period), int(f["bins"]), float(f["prefactor"]),
                      float(f["smoothing"]), float(f["overlap"]))
+            tf.force = np.array(f["force"])
+            tf.iterations = int(f["iterations"])
+        return tf
+
+
+class RadialThermodynamicForce:
+    """The thermodynamic force of a spherical zone, tabulated in the distance ``r`` from its centre.
+
+    Parameters
+    ----------
+    zone : Sphere
+        The atomistic sphere with its hybrid shell.
+    bins : int
+        Table points over ``[0, r_max]`` (the radial density profile uses the same shells).
+    prefactor : float
+        ``1 / (rho0^2 kappa_T)`` (energy x volume), times a damping factor below 1 if the
+        iteration overshoots.
+    smoothing : float
+        Width (length) of the Gaussian that smooths the radial density before differentiating.
+    overlap : float
+        How far (length) the force reaches beyond the hybrid shell, inwards and outwards (as for
+        the slab); the update is tapered by ``sin^2`` to zero at the widened edges.
+    r_max : float, optional
+        Outer end of the table and the profile.  Default: half the shortest side of the zone's box
+        (the largest sphere whose shells the minimum image does not cut), or without a box
+        ``radius + hybrid_width + overlap + 3 smoothing``.  At least ``radius + hybrid_width +
+        overlap``, at most half the shortest box side.
+
+    ``force`` ``(bins,)`` is the radial force (outwards positive) at the shell centres ``grid``;
+    ``potential`` the matching potential, zero at ``r_max`` and beyond (the coarse region).
+    The update is ``F_th <- F_th - p d(rho_smooth)/dr`` on the spherically averaged density; the
+    smoothing weights each shell by its volume and reflects the profile at ``r = 0`` (it is even
+    in ``r``).
+    """
+
+    def __init__(self, zone: Sphere, bins: int, prefactor: float, smoothing: float, overlap: float = 0.0,
+                 r_max: float | None = None):
+        if not isinstance(zone, Sphere):
+            raise SetupError("RadialThermodynamicForce is tabulated for a spherical zone",
+                             fix="use bridge.zones.Sphere(centre, radius, hybrid_width, box=L), or "
+                                 "ThermodynamicForce for a slab")
+        _check_tf_settings(bins, prefactor, smoothing, overlap, zone.radius,
+                           "RadialThermodynamicForce(zone, bins=64, prefactor=1.0, smoothing=0.5, overlap=1.0)")
+        reach = zone.radius + zone.hybrid_width + overlap
+        half = None if zone.box is None else 0.5 * float(zone.box.min())
+        if r_max is None:
+            r_max = half if half is not None else reach + 3 * smoothing
+        r_max = float(r_max)
+        if not r_max >= reach or (half is not None and r_max > half * (1 + 1e-12)):
+            raise SetupError(f"r_max = {r_max:g} must lie between radius + hybrid_width + overlap = {reach:g} and "
+                             f"half the shortest box side ({half})",
+                             fix="pass an r_max in that range (or none), or shrink the overlap or the sphere, "
+                                 "or enlarge the box")
+        self.zone, self.bins, self.r_max = zone, int(bins), r_max
+        self.prefactor, self.smoothing, self.overlap = float(prefactor), float(smoothing), float(overlap)
+        self.dr = r_max / self.bins
+        self.edges = np.arange(self.bins + 1) * self.dr
+        self.grid = self.edges[:-1] + 0.5 * self.dr
+        #: ``(bins,)`` shell volumes
+        self.volumes = 4.0 * np.pi / 3.0 * np.diff(self.edges ** 3)
+        self.taper = _taper(self.grid - zone.radius, zone.hybrid_width, self.overlap)
+        self.force = np.zeros(self.bins)
+        self.iterations = 0
+
+    def radii(self, x: np.ndarray) -> np.ndarray:
+        """``(n,)`` distances of the points ``x`` ``(n, 3)`` from the zone's centre (minimum image)."""
+        d, _ = self.zone.distance(np.asarray(x, float).reshape(-1, 3))
+        return d + self.zone.radius
+
+    def profile(self, r: np.ndarray) -> np.ndarray:
+        """``(bins,)`` number of points per shell for distances ``r``; those beyond ``r_max`` are left out."""
+        r = np.asarray(r, float).ravel()
+        k = (r[r < self.r_max] / self.dr).astype(np.int64)
+        return np.bincount(np.minimum(k, self.bins - 1), minlength=self.bins).astype(float)
+
+    def density(self, x: np.ndarray, box: np.ndarray | None = None) -> np.ndarray:
+        """``(bins,)`` number density (per volume) of the points ``x`` ``(n, 3)`` in one frame, shell
+        by shell (``box`` is the zone's and only accepted for symmetry with the slab)."""
+        return self.profile(self.radii(x)) / self.volumes
+
+    def smoothed(self, density: np.ndarray) -> np.ndarray:
+        """The density smoothed over ``smoothing`` with each shell weighted by its volume (counts and
+        volumes smoothed apart, then divided): the innermost shells, a few molecules in a tiny
+        volume, would otherwise carry their large relative noise out to where the force acts."""
+        from scipy.ndimage import gaussian_filter1d
+
+        w = self.smoothing / self.dr
+        counts = gaussian_filter1d(np.asarray(density, float) * self.volumes, w, mode="reflect")
+        return counts / gaussian_filter1d(self.volumes, w, mode="reflect")
+
+    def update(self, density: np.ndarray, rho0: float) -> float:
+        """One iteration with the measured radial ``density`` ``(bins,)`` (number per volume) and the
+        target ``rho0``; returns ``max |rho / rho0 - 1|`` before the update over the shells from the
+        inner edge of the taper outwards (the inner shells are too small to judge one iteration by)."""
+        rho = np.asarray(density, float)
+        if rho.shape != (self.bins,) or not np.all(np.isfinite(rho)) or not rho0 > 0:
+            raise SetupError(f"density profile must be {self.bins} finite values and rho0 > 0",
+                             fix="sample the profile with RadialThermodynamicForce.density over the same shells")
+        grad = np.gradient(self.smoothed(rho), self.dr)
+        self.force = self.force - self.prefactor * grad * self.taper
+        self.iterations += 1
+        judged = self.grid >= self.zone.radius - self.overlap
+        return float(np.max(np.abs(rho[judged] / rho0 - 1.0)))
+
+    @property
+    def potential(self) -> np.ndarray:
+        """``(bins,)`` ``U(r) = int_r^r_max F dr'`` at the shell centres (zero at ``r_max``)."""
+        return np.interp(self.grid, *self.edge_potential())
+
+    def edge_potential(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(edges (bins + 1,), U (bins + 1,))``: the potential at the shell edges ``0, dr, ..., r_max``,
+        with ``U[k] - U[k+1] = force[k] dr`` and ``U[-1] = 0``; what an engine splines."""
+        U = np.concatenate([np.cumsum((self.force * self.dr)[::-1])[::-1], [0.0]])
+        return self.edges.copy(), U
+
+    def save(self, path: str | Path) -> Path:
+        """Write the table and its settings to ``path`` (``.npz``), atomically."""
+        import io
+
+        from .fileio import atomic_write_bytes
+
+        z = self.zone
+        buf = io.BytesIO()
+        np.savez(buf, grid=self.grid, force=self.force, potential=self.potential, bins=self.bins, r_max=self.r_max,
+                 prefactor=self.prefactor, smoothing=self.smoothing, overlap=self.overlap, iterations=self.iterations,
+                 centre=z.centre, radius=z.radius, hybrid=z.hybrid_width,
+                 box=np.full(3, np.nan) if z.box is None else z.box)
+        return atomic_write_bytes(path, buf.getvalue())
+
+    @classmethod
+    def load(cls, path: str | Path) -> "RadialThermodynamicForce":
+        with np.load(path) as f:
+            if "radius" not in f:
+                raise SetupError(f"{path} holds a slab's thermodynamic force", fix="load it with ThermodynamicForce.load")
+            box = None if np.isnan(f["box"]).any() else f["box"]
+            tf = cls(Sphere(f["centre"], float(f["radius"]), float(f["hybrid"]), box=box), int(f["bins"]),
+                     float(f["prefactor"]), float(f["smoothing"]), float(f["overlap"]), r_max=float(f["r_max"]))
             tf.force = np.array(f["force"])
             tf.iterations = int(f["iterations"])
         return tf

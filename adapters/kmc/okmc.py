@@ -13,7 +13,12 @@ K, eV.
   (a vacancy and an interstitial annihilate, like defects cluster), the survivor keeps the
   larger object's position, and the product is checked again (cascading reactions).
 - **Sinks.**  Non-periodic box axes are free surfaces at 0 and ``L``: an object that hops
-  across one is absorbed (counted in the ledger).
+  across one is absorbed (counted in the ledger).  Inside the box, :class:`Sinks` holds straight
+  dislocation lines along a box axis and spheres (voids, precipitates, bubbles): an object that
+  ends a hop within the sink's capture radius plus its own ``r(n)`` is absorbed.  Each sink has
+  one radius for vacancy-type and one for interstitial-type objects, so a dislocation's bias
+  for interstitials is a larger ``radius_i``.  Every hop checks every sink (minimum image), a
+  cost linear in the number of sinks.
 - **Selection.**  Residence-time (BKL) algorithm with grouped selection: all objects of one
   mobile size share a rate, so an event is two uniform draws -- the size group by its share of
   the total rate (a scan over the few mobile sizes), then a member of the group -- and the time
@@ -42,7 +47,7 @@ try:
 except ImportError as exc:           # pragma: no cover - the kmc extra installs it
     raise EngineNotAvailable("kmc", "kmc", reason=str(exc)) from exc
 
-__all__ = ["ObjectKMC", "MigrationTable", "BOLTZMANN_EV", "FE_BCC"]
+__all__ = ["ObjectKMC", "MigrationTable", "Sinks", "BOLTZMANN_EV", "FE_BCC"]
 
 BOLTZMANN_EV = 8.617333262e-5          # eV/K
 #: BCC iron: lattice constant (nm) and default migration energies (eV) of the monomers.
@@ -72,6 +77,70 @@ class MigrationTable:
             raise SetupError("migration energies must be >= 0 eV for nonzero sizes, prefactor > 0",
                              fix="e.g. MigrationTable({1: 0.67, -1: 0.34})")
         return sizes, self.prefactor * np.exp(-em / (BOLTZMANN_EV * temperature))
+
+
+class Sinks:
+    """Internal sinks of an :class:`ObjectKMC` box: straight lines along a box axis (dislocations)
+    and spheres.  Lengths in nm.
+
+    ``radius_v`` and ``radius_i`` are the capture radii for vacancy-type and interstitial-type
+    objects (``radius_i`` defaults to ``radius_v``; a dislocation's bias is ``radius_i > radius_v``);
+    an object of size ``n`` is absorbed within ``radius + r_1 |n|^(1/3)`` of the line's axis or the
+    sphere's centre.  Chain the calls: ``Sinks().lines(2, [[5, 5]], 1.0).sphere([2, 2, 2], 1.5)``.
+    """
+
+    def __init__(self):
+        self._rows: list[tuple[int, int, tuple[float, float, float], float, float]] = []
+
+    def _radii(self, radius_v, radius_i) -> tuple[float, float]:
+        rv = float(radius_v)
+        ri = rv if radius_i is None else float(radius_i)
+        if not (np.isfinite(rv) and np.isfinite(ri) and rv > 0 and ri > 0):
+            raise SetupError(f"sink capture radii must be positive nm, got {radius_v}, {radius_i}",
+                             fix="e.g. radius_v=0.65, radius_i=0.85 for a biased dislocation")
+        return rv, ri
+
+    def lines(self, axis: int, points, radius_v: float, radius_i: float | None = None) -> "Sinks":
+        """Lines along ``axis`` (0, 1, 2) through ``points`` ``(k, 2)``: the coordinates on the two
+        other axes, in order (for ``axis=2``: x, y)."""
+        if isinstance(axis, bool) or axis not in (0, 1, 2):
+            raise SetupError(f"line axis must be 0, 1 or 2, got {axis!r}", fix="pass axis=2 for lines along z")
+        P = np.asarray(points, float).reshape(-1, 2)
+        if not np.all(np.isfinite(P)):
+            raise SetupError("line positions contain NaN or inf", fix="pass finite (k, 2) coordinates in nm")
+        rv, ri = self._radii(radius_v, radius_i)
+        others = [k for k in range(3) if k != axis]
+        for u, v in P:
+            c = [0.0, 0.0, 0.0]
+            c[others[0]], c[others[1]] = float(u), float(v)
+            self._rows.append((0, int(axis), tuple(c), rv, ri))
+        return self
+
+    def sphere(self, centre, radius_v: float, radius_i: float | None = None) -> "Sinks":
+        """One sphere around ``centre`` ``(3,)``."""
+        c = np.asarray(centre, float).reshape(3)
+        if not np.all(np.isfinite(c)):
+            raise SetupError("sphere centre contains NaN or inf", fix="pass a finite (3,) centre in nm")
+        rv, ri = self._radii(radius_v, radius_i)
+        self._rows.append((1, 0, tuple(float(x) for x in c), rv, ri))
+        return self
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(kind (k,) 0 line / 1 sphere, axis (k,), centre (k, 3), radii (k, 2) [vacancy, interstitial])``."""
+        k = len(self._rows)
+        kind = np.array([r[0] for r in self._rows], np.int64).reshape(k)
+        axis = np.array([r[1] for r in self._rows], np.int64).reshape(k)
+        centre = np.array([r[2] for r in self._rows], float).reshape(k, 3)
+        radii = np.array([(r[3], r[4]) for r in self._rows], float).reshape(k, 2)
+        return kind, axis, centre, radii
+
+    def line_density(self, box) -> float:
+        """Dislocation density (line length per volume, nm^-2) of the lines in ``box`` ``(3,)``."""
+        L = np.asarray(box, float).reshape(3)
+        return float(sum(L[r[1]] for r in self._rows if r[0] == 0) / np.prod(L))
 
 
 # -- compiled kernel ----------------------------------------------------------------------------
@@ -229,8 +298,9 @@ def _partner(i, pos, size, L, periodic, nc, head, nxt, big, nbig, r1, big_size, 
 
 @numba.njit(cache=True)
 def _react(i, pos, size, L, periodic, nc, head, nxt, prv, cell, mob, members, count, slot, big, nbig, bslot,
-           big_size, r1, free, nfree, ledger, capacity):
-    """React ``i`` with every object it overlaps, repeatedly (the product may overlap more)."""
+           big_size, r1, free, nfree, ledger, capacity, sk_kind, sk_axis, sk_c, sk_r):
+    """React ``i`` with every object it overlaps, repeatedly (the product may overlap more); a
+    product that reaches a sink is absorbed there."""
     while True:
         j = _partner(i, pos, size, L, periodic, nc, head, nxt, big, nbig, r1, big_size, capacity)
         if j < 0:
@@ -251,6 +321,12 @@ def _react(i, pos, size, L, periodic, nc, head, nxt, prv, cell, mob, members, co
             free[nfree[0]] = keep
             nfree[0] += 1
             return
+        if sk_kind.size > 0 and _sunk(pos[keep], total, L, periodic, r1, sk_kind, sk_axis, sk_c, sk_r):
+            _count_absorbed(total, True, ledger)         # grown into a sink's reach
+            size[keep] = 0
+            free[nfree[0]] = keep
+            nfree[0] += 1
+            return
         size[keep] = total
         _attach(keep, pos, size, L, nc, head, nxt, prv, cell, mob, members, count, slot, big, nbig, bslot, big_size)
         i = keep
@@ -258,7 +334,7 @@ def _react(i, pos, size, L, periodic, nc, head, nxt, prv, cell, mob, members, co
 
 @numba.njit(cache=True)
 def _setup(m, pos, size, L, periodic, nc, head, nxt, prv, cell, mob, members, count, slot, big, nbig, bslot,
-           big_size, r1, free, nfree, ledger, capacity):
+           big_size, r1, free, nfree, ledger, capacity, sk_kind, sk_axis, sk_c, sk_r):
     """File the first ``m`` objects in the cells and groups, then react every overlap."""
     for i in range(m):
         _attach(i, pos, size, L, nc, head, nxt, prv, cell, mob, members, count, slot, big, nbig, bslot, big_size)
@@ -266,12 +342,12 @@ def _setup(m, pos, size, L, periodic, nc, head, nxt, prv, cell, mob, members, co
         for i in range(m):
             if size[i] != 0:
                 _react(i, pos, size, L, periodic, nc, head, nxt, prv, cell, mob, members, count, slot, big, nbig,
-                       bslot, big_size, r1, free, nfree, ledger, capacity)
+                       bslot, big_size, r1, free, nfree, ledger, capacity, sk_kind, sk_axis, sk_c, sk_r)
 
 
 @numba.njit(cache=True)
 def _insert(Pn, nn, pos, disp, size, L, periodic, nc, head, nxt, prv, cell, mob, members, count, slot, big, nbig,
-            bslot, big_size, r1, free, nfree, ledger, capacity):
+            bslot, big_size, r1, free, nfree, ledger, capacity, sk_kind, sk_axis, sk_c, sk_r):
     """Put new objects into free slots (the caller made room), then react them."""
     k = nn.size
     new = np.empty(k, np.int64)
@@ -289,12 +365,53 @@ def _insert(Pn, nn, pos, disp, size, L, periodic, nc, head, nxt, prv, cell, mob,
             i = new[q]
             if size[i] != 0:
                 _react(i, pos, size, L, periodic, nc, head, nxt, prv, cell, mob, members, count, slot, big, nbig,
-                       bslot, big_size, r1, free, nfree, ledger, capacity)
+                       bslot, big_size, r1, free, nfree, ledger, capacity, sk_kind, sk_axis, sk_c, sk_r)
+
+
+@numba.njit(cache=True)
+def _sunk(p, n, L, periodic, r1, sk_kind, sk_axis, sk_c, sk_r):
+    """Object of size ``n`` at ``p`` lies within the capture radius of a sink."""
+    rn = r1 * abs(n) ** (1.0 / 3.0)
+    col = 0 if n > 0 else 1
+    for s in range(sk_kind.size):
+        reach = sk_r[s, col] + rn
+        d2 = 0.0
+        for k in range(3):
+            if sk_kind[s] == 0 and k == sk_axis[s]:
+                continue                                  # along a line: no distance
+            d = p[k] - sk_c[s, k]
+            if periodic[k]:
+                d -= L[k] * np.floor(d / L[k] + 0.5)
+            d2 += d * d
+        if d2 < reach * reach:
+            return True
+    return False
+
+
+@numba.njit(cache=True)
+def _count_absorbed(n, sunk, ledger):
+    """Ledger entries of an object of size ``n`` absorbed (``sunk``: at an internal sink)."""
+    if n > 0:
+        ledger[2] += n
+        if sunk:
+            ledger[4] += n
+    else:
+        ledger[3] -= n
+        if sunk:
+            ledger[5] -= n
+
+
+@numba.njit(cache=True)
+def _sunk_all(P, n, L, periodic, r1, sk_kind, sk_axis, sk_c, sk_r):
+    out = np.zeros(n.size, np.bool_)
+    for i in range(n.size):
+        out[i] = _sunk(P[i], n[i], L, periodic, r1, sk_kind, sk_axis, sk_c, sk_r)
+    return out
 
 
 @numba.njit(cache=True)
 def _run(rng, t, t_end, max_events, pos, disp, size, L, periodic, nc, head, nxt, prv, cell, mob, rate, members, count,
-         slot, big, nbig, bslot, big_size, r1, lam, dirs, free, nfree, ledger, capacity):
+         slot, big, nbig, bslot, big_size, r1, lam, dirs, free, nfree, ledger, capacity, sk_kind, sk_axis, sk_c, sk_r):
     """Events until ``t_end`` (s) or ``max_events``; returns (time, events)."""
     ng = mob.size
     events = 0
@@ -330,14 +447,12 @@ def _run(rng, t, t_end, max_events, pos, disp, size, L, periodic, nc, head, nxt,
                 gone = True
         events += 1
         _unlink(i, head, nxt, prv, cell)
-        if gone:                                         # absorbed at a free surface
+        sunk = not gone and sk_kind.size > 0 and _sunk(pos[i], size[i], L, periodic, r1, sk_kind, sk_axis, sk_c, sk_r)
+        if gone or sunk:                                 # absorbed at a free surface or an internal sink
             n = size[i]
             _link(i, 0, head, nxt, prv, cell)
             _detach(i, size, head, nxt, prv, cell, mob, members, count, slot, big, nbig, bslot)
-            if n > 0:
-                ledger[2] += n
-            else:
-                ledger[3] -= n
+            _count_absorbed(n, sunk, ledger)
             size[i] = 0
             free[nfree[0]] = i
             nfree[0] += 1
@@ -345,7 +460,7 @@ def _run(rng, t, t_end, max_events, pos, disp, size, L, periodic, nc, head, nxt,
         _link(i, _cell_of(pos[i], L, nc), head, nxt, prv, cell)
         if r1 > 0.0:
             _react(i, pos, size, L, periodic, nc, head, nxt, prv, cell, mob, members, count, slot, big, nbig,
-                   bslot, big_size, r1, free, nfree, ledger, capacity)
+                   bslot, big_size, r1, free, nfree, ledger, capacity, sk_kind, sk_axis, sk_c, sk_r)
     return t, events
 
 
@@ -365,13 +480,17 @@ class ObjectKMC:
     seed : random seed (the run is reproducible for a given seed and sequence of calls).
     big_size : clusters with more than this many defects are kept on a short list that every hop
         checks directly; the cell edge is sized for the smaller ones (``2 r(big_size)``).
+    sinks : :class:`Sinks`, optional; dislocation lines and spheres inside the box.
 
-    Objects that overlap at the start react before anything moves (counted in the ledger).
+    Objects that overlap at the start react before anything moves (counted in the ledger); objects
+    that start (or are inserted) within a sink, and reaction products that reach one, are absorbed
+    at once (counted as absorbed there).  The sinks are fixed when the engine is built (``sinks``
+    is copied into the kernel's arrays; a new set of sinks needs a new engine).
     """
 
     def __init__(self, box, positions, sizes, *, periodic=(True, True, True), migration: MigrationTable | None = None,
                  lattice_constant: float = FE_BCC["a"], capture_radius: float = 0.33, seed: int = 0,
-                 big_size: int = 8):
+                 big_size: int = 8, sinks: Sinks | None = None):
         L = np.asarray(box, float).reshape(3)
         if not (np.all(np.isfinite(L)) and np.all(L > 0)):
             raise SetupError(f"box lengths must be positive nm, got {L}", fix="pass (Lx, Ly, Lz) in nm")
@@ -403,8 +522,14 @@ class ObjectKMC:
         self.r1, self.big_size = float(capture_radius), int(big_size)
         edge = 2.0 * self.r1 * self.big_size ** (1.0 / 3.0)
         self.nc = np.array([1 if edge <= 0 else int(min(max(np.floor(l / edge), 1), 128)) for l in L], np.int64)
-        #: reactions, Frenkel pairs annihilated, vacancies absorbed, interstitials absorbed
-        self.ledger = np.zeros(4, np.int64)
+        if sinks is not None and not isinstance(sinks, Sinks):
+            raise SetupError(f"sinks must be a Sinks object, got {type(sinks).__name__}",
+                             fix="build them with Sinks().lines(axis, points, radius_v, radius_i).sphere(...)")
+        self.sinks = sinks or Sinks()
+        self._sk = self.sinks.arrays()
+        #: reactions, Frenkel pairs annihilated, vacancies absorbed, interstitials absorbed (surfaces
+        #: and sinks), of which vacancies and interstitials absorbed at internal sinks
+        self.ledger = np.zeros(6, np.int64)
         self.time = 0.0
         self.events = 0
         self.cascades = 0
@@ -412,7 +537,18 @@ class ObjectKMC:
         self._dirs = _DIRS.copy()
         self.rng = np.random.default_rng(int(seed))
         self._initial = int(n.sum()) if n.size else 0
-        self._allocate(P, n.astype(np.int64), len(P) + 8)
+        P, n = self._absorb_at_sinks(P, n.astype(np.int64))
+        self._allocate(P, n, len(P) + 8)
+
+    def _absorb_at_sinks(self, P: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The objects not within a sink; those within are counted as absorbed there."""
+        if not len(self.sinks) or not n.size:
+            return P, n
+        hit = _sunk_all(np.ascontiguousarray(P), n, self.L, self.periodic, self.r1, *self._sk)
+        v, i = int(n[hit & (n > 0)].sum()), int(-n[hit & (n < 0)].sum())
+        self.ledger[[2, 4]] += v
+        self.ledger[[3, 5]] += i
+        return P[~hit], n[~hit]
 
     def _allocate(self, P: np.ndarray, n: np.ndarray, C: int) -> None:
         """(Re)build every array for the objects ``P``, ``n`` with room for ``C`` and react overlaps."""
@@ -441,7 +577,7 @@ class ObjectKMC:
         self.nfree = np.array([C - m], np.int64)
         _setup(m, self.pos, self.size, self.L, self.periodic, self.nc, self.head, self.nxt, self.prv, self.cell,
                self.mob, self.members, self.count, self.slot, self.big, self.nbig, self.bslot, self.big_size,
-               self.r1, self.free, self.nfree, self.ledger, self.capacity)
+               self.r1, self.free, self.nfree, self.ledger, self.capacity, *self._sk)
 
     def add_objects(self, positions, sizes) -> None:
         """Insert objects (e.g. a cascade's defects); they react with what they overlap at once.
@@ -461,13 +597,14 @@ class ObjectKMC:
             raise SetupError("inserted objects lie outside the box on a non-periodic axis",
                              fix="place cascades inside the box (or clip them to it)")
         self._initial += int(n.sum())
+        P, n = self._absorb_at_sinks(P, n.astype(np.int64))
         if self.nfree[0] < len(n):                    # grow: double the room
             a = self.alive
             self._allocate(self.pos[a], self.size[a], max(2 * (a.size + len(n)), a.size + len(n) + 8))
         _insert(np.ascontiguousarray(P), n.astype(np.int64), self.pos, self.disp, self.size, self.L, self.periodic,
                 self.nc, self.head, self.nxt, self.prv, self.cell, self.mob, self.members, self.count, self.slot,
                 self.big, self.nbig, self.bslot, self.big_size, self.r1, self.free, self.nfree, self.ledger,
-                self.capacity)
+                self.capacity, *self._sk)
 
     # -- running ---------------------------------------------------------------------------
     def run(self, temperature: float, duration: float, max_events: int | None = None) -> int:
@@ -485,7 +622,7 @@ class ObjectKMC:
             t, ev = _run(self.rng, self.time, t_end, min(budget - done, 50_000_000), self.pos, self.disp, self.size, self.L,
                          self.periodic, self.nc, self.head, self.nxt, self.prv, self.cell, self.mob, rate,
                          self.members, self.count, self.slot, self.big, self.nbig, self.bslot, self.big_size, self.r1,
-                         self.lam, self._dirs, self.free, self.nfree, self.ledger, self.capacity)
+                         self.lam, self._dirs, self.free, self.nfree, self.ledger, self.capacity, *self._sk)
             self.time, done = t, done + int(ev)
             if t >= t_end:
                 break
@@ -574,7 +711,8 @@ class ObjectKMC:
         s = self.size[self.alive]
         return {"vacancies": int(s[s > 0].sum()), "interstitials": int(-s[s < 0].sum()), "objects": int(s.size),
                 "reactions": int(self.ledger[0]), "annihilated": int(self.ledger[1]),
-                "absorbed_v": int(self.ledger[2]), "absorbed_i": int(self.ledger[3])}
+                "absorbed_v": int(self.ledger[2]), "absorbed_i": int(self.ledger[3]),
+                "absorbed_v_sinks": int(self.ledger[4]), "absorbed_i_sinks": int(self.ledger[5])}
 
     def balance(self) -> dict[str, int]:
         """The defect ledger; raises :class:`~bridge.errors.ConservationError` if V - I is not conserved.

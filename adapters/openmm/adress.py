@@ -23,10 +23,11 @@ side differently:
   setter for per-particle parameters, so the refresh writes them one ``setParticleParameters``
   call each (~0.6 us per particle on this CPU, between steps);
 
-The thermodynamic force (:class:`bridge.adress.ThermodynamicForce`) is a one-particle
-``CustomCompoundBondForce`` per particle on a periodic ``Continuous1DFunction`` of the slab
-coordinate (on the device; the table changes once per iteration); for molecules it acts on the
-centre sites.  A ``LangevinMiddleIntegrator`` thermostats (required for force interpolation,
+The thermodynamic force (:class:`bridge.adress.ThermodynamicForce` for a slab,
+:class:`bridge.adress.RadialThermodynamicForce` for a sphere) is a one-particle
+``CustomCompoundBondForce`` per particle on a ``Continuous1DFunction`` of the slab coordinate
+(periodic) or of the minimum-image distance from the sphere's centre (on the device; the table
+changes once per iteration); for molecules it acts on the centre sites.  A ``LangevinMiddleIntegrator`` thermostats (required for force interpolation,
 which does not conserve energy), or OpenMM's ``DPDIntegrator`` (``thermostat="dpd"``, one-bead
 liquids and fully atomistic molecules: OpenMM 8.6's DPD turns massless virtual sites into NaN).
 
@@ -40,7 +41,8 @@ from typing import Any
 
 import numpy as np
 
-from bridge.adress import PairPotential, ThermodynamicForce, centres_of_mass, molecule_ids, unwrap_molecules
+from bridge.adress import (PairPotential, RadialThermodynamicForce, ThermodynamicForce, centres_of_mass,
+                           molecule_ids, unwrap_molecules)
 from bridge.errors import SetupError
 from bridge.zones import Slab, Sphere, Zone
 
@@ -189,30 +191,55 @@ class _Runner:
         self.steps += n
 
     # -- thermodynamic force ---------------------------------------------------------------------
-    def set_thermodynamic_force(self, tf: ThermodynamicForce) -> None:
-        """Apply ``tf`` (a periodic table along the slab axis, acting on the molecules' centres) from now on."""
+    def set_thermodynamic_force(self, tf: ThermodynamicForce | RadialThermodynamicForce) -> None:
+        """Apply ``tf`` from now on, acting on the molecules' centres: a slab's periodic table along its
+        axis (:class:`~bridge.adress.ThermodynamicForce`) or a sphere's radial table
+        (:class:`~bridge.adress.RadialThermodynamicForce`)."""
         z, t = self.zone, tf.zone
         if z is None:
             raise SetupError("this liquid has no adaptive-resolution zone", fix="use AdResSMolecules (or AdResSLiquid)")
-        if not isinstance(z, Slab) or t.axis != z.axis or not np.allclose(
-                [t.centre, t.half_width, t.hybrid_width, t.period], [z.centre, z.half_width, z.hybrid_width, z.period]):
+        if isinstance(tf, RadialThermodynamicForce):
+            same = isinstance(z, Sphere) and t.box is not None and np.allclose(
+                [*t.centre, t.radius, t.hybrid_width, *t.box], [*z.centre, z.radius, z.hybrid_width, *z.box])
+        else:
+            same = isinstance(z, Slab) and t.axis == z.axis and np.allclose(
+                [t.centre, t.half_width, t.hybrid_width, t.period], [z.centre, z.half_width, z.hybrid_width, z.period])
+        if not same:
             raise SetupError("the thermodynamic force was made for another zone than the liquid's",
-                             fix="build (or iterate) it with ThermodynamicForce(liquid.zone, ...)")
-        L = float(self.box[t.axis])
-        _, U = tf.edge_potential()                 # at 0, dx, ..., L (periodic: first == last)
-        axis = "xyz"[tf.zone.axis]
+                             fix="build (or iterate) it with ThermodynamicForce(liquid.zone, ...) for a slab, "
+                                 "RadialThermodynamicForce(liquid.zone, ...) for a sphere")
+        _, U = tf.edge_potential()
+        if isinstance(tf, RadialThermodynamicForce):
+            # U(r) of the minimum-image distance from the centre; zero from r_max on (U(r_max) = 0
+            # and a Continuous1DFunction is 0 beyond its range, so a later table of another r_max
+            # needs no new expression).  The 1e-12 nm^2 keeps the derivative of sqrt finite for a
+            # centre exactly on the sphere's centre, where the table is flat (|r| changes by at most
+            # 1e-6 nm there)
+            hi = float(tf.r_max)
+            parts = []
+            for k, a in enumerate("xyz"):
+                c, L = float(z.centre[k]), float(self.box[k])
+                parts.append(f"d{a} = {a}1 - {c!r} - {L!r}*floor(({a}1 - {c!r})/{L!r} + 0.5)")
+            expr = "uth(r); r = sqrt(dx*dx + dy*dy + dz*dz + 1e-12); " + "; ".join(parts)
+            table = (U.tolist(), 0.0, hi)
+        else:
+            # the slab coordinate wrapped into [0, L) on a periodic table (first value == last)
+            hi = float(self.box[t.axis])
+            axis = "xyz"[t.axis]
+            expr = f"uth({axis}1 - {hi!r}*floor({axis}1/{hi!r}))"
+            table = (U.tolist(), 0.0, hi, True)
         if self._thermo is None:
             # a one-particle CustomCompoundBondForce per centre: like a CustomExternalForce, but it
             # takes tabulated functions; on a centre site OpenMM passes the force on to the atoms
             # by their mass fractions
-            f = openmm.CustomCompoundBondForce(1, f"uth({axis}1 - {L!r}*floor({axis}1/{L!r}))")
-            f.addTabulatedFunction("uth", openmm.Continuous1DFunction(U.tolist(), 0.0, L, True))
+            f = openmm.CustomCompoundBondForce(1, expr)
+            f.addTabulatedFunction("uth", openmm.Continuous1DFunction(*table))
             for i in self._centres.tolist():
                 f.addBond([i], [])
             self.system.addForce(f)
             self._thermo = f
         else:
-            self._thermo.getTabulatedFunction(0).setFunctionParameters(U.tolist(), 0.0, L)
+            self._thermo.getTabulatedFunction(0).setFunctionParameters(*table[:3])
         self.context.reinitialize(preserveState=True)    # keeps positions, velocities and the RNG state
         if self.scheme == "force":
             self.refresh_weights()

@@ -3,7 +3,7 @@ table, H-AdResS energy conservation, and the weight refresh of force interpolati
 import numpy as np
 import pytest
 
-from bridge.adress import ThermodynamicForce, count_crossings, lennard_jones, reference_forces, wca
+from bridge.adress import RadialThermodynamicForce, ThermodynamicForce, count_crossings, lennard_jones, reference_forces, wca
 from bridge.errors import SetupError
 from bridge.zones import Slab, Sphere
 
@@ -81,6 +81,40 @@ def test_a_new_table_replaces_the_old_and_keeps_the_velocities():
     other = ThermodynamicForce(Slab(0, 5.0, 1.5, 2.0, period=12.0), 240, 1.0, 0.5)
     with pytest.raises(SetupError, match="another zone"):
         liq.set_thermodynamic_force(other)
+
+
+def test_radial_thermodynamic_force_acts_along_the_radius_across_the_box_edge():
+    from scipy.interpolate import CubicSpline
+
+    box = np.array([10.0, 10.0, 10.0])
+    zone = Sphere([1.0, 5.0, 9.5], 2.0, 1.5, box=box)               # the sphere wraps around the box
+    tf = RadialThermodynamicForce(zone, 80, 1.0, 0.5, overlap=0.5)
+    tf.force = 1.5 * tf.taper * np.sin(tf.grid)                     # any smooth radial profile
+    edges, U = tf.edge_potential()
+    dU = CubicSpline(edges, U, bc_type="natural").derivative()      # OpenMM's Continuous1DFunction
+    rng = np.random.default_rng(3)
+    for _ in range(6):
+        d = rng.normal(size=3)
+        d *= rng.uniform(1.0, 4.5) / np.linalg.norm(d)
+        p = np.mod(zone.centre + d, box)
+        for scheme in ("force", "hamiltonian"):
+            liq = AdResSLiquid(p[None, :], box, zone, AT, CG, scheme=scheme, platform="Reference")
+            f0 = liq.forces()[0]                                      # the drift force of H-AdResS, if any
+            liq.set_thermodynamic_force(tf)
+            r = np.linalg.norm(d)
+            expect = -dU(r) * d / r
+            assert np.allclose(liq.forces()[0] - f0, expect, atol=1e-9 * max(1.0, np.abs(expect).max()))
+    # beyond r_max (half the box) the table is zero: a centre in the box's far corner feels nothing
+    far = np.mod(zone.centre + np.array([4.0, 4.0, 4.0]), box)          # 6.9 nm away > r_max = 5
+    liq = AdResSLiquid(far[None, :], box, zone, AT, CG, scheme="force", platform="Reference")
+    liq.set_thermodynamic_force(tf)
+    assert np.abs(liq.forces()[0]).max() == 0.0 and liq.potential_energy() == 0.0
+    with pytest.raises(SetupError, match="another zone"):
+        liq.set_thermodynamic_force(RadialThermodynamicForce(Sphere([1.0, 5.0, 9.0], 2.0, 1.5, box=box), 80, 1.0, 0.5))
+    with pytest.raises(SetupError, match="another zone"):
+        liq.set_thermodynamic_force(RadialThermodynamicForce(Sphere([1.0, 5.0, 9.5], 2.0, 1.5), 80, 1.0, 0.5))
+    with pytest.raises(SetupError, match="another zone"):
+        liq.set_thermodynamic_force(ThermodynamicForce(Slab(0, 1.0, 2.0, 1.5, period=10.0), 80, 1.0, 0.5))
 
 
 def test_hamiltonian_adress_conserves_energy():

@@ -11,7 +11,7 @@ MSBRIDGE = [sys.executable, "-m", "bridge.cli"]
 WITH_FIGURES = {"fcc_lj_elastic_constants", "laminate_homogenization", "qss_reaction_diffusion",
                 "split_heat_conduction", "fiber_composite_bounds", "atomistic_rve_cauchy_born",
                 "handshake_wave", "handshake_plate", "kmc_annealing", "couette_startup", "heat_bar_steady",
-                "heat_pulse", "adress_lj_density"}
+                "heat_pulse", "adress_lj_density", "adress_lj_sphere", "kmc_sink_strength"}
 EXPECTED = WITH_FIGURES | {"laminate_homogenization_3d", "fiber_composite_bounds",
             "hill_mandel_residual", "fe2_linear_single_scale", "atomistic_rve_cauchy_born",
             "handshake_patch_test", "handshake_gradient", "kmc_diffusion", "kmc_balance", "eam_fe_lattice",

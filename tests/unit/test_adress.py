@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from bridge.adress import (ThermodynamicForce, centres_of_mass, count_crossings, lennard_jones,
-                           reference_forces, wca)
+from bridge.adress import (RadialThermodynamicForce, ThermodynamicForce, centres_of_mass, count_crossings,
+                           lennard_jones, reference_forces, wca)
 from bridge.errors import SetupError
 from bridge.zones import Slab, Sphere
 
@@ -118,6 +118,55 @@ def test_thermodynamic_force_update_is_antisymmetric_tapered_and_its_potential_c
         ThermodynamicForce(Slab(0, 12.0, 3.0, 3.0), 96, 1.0, 0.5)
     with pytest.raises(SetupError):
         tf.update(rho[:-1], 0.8)
+
+
+def test_radial_thermodynamic_force_update_taper_potential_and_file(tmp_path):
+    box = np.array([14.0, 14.0, 14.0])
+    zone = Sphere([7.0, 7.0, 7.0], 2.5, 2.0, box=box)
+    tf = RadialThermodynamicForce(zone, 56, prefactor=10.0, smoothing=0.5, overlap=1.0)
+    assert tf.r_max == 7.0 and tf.dr == 0.125                     # half the box by default
+    r = tf.grid
+    assert np.allclose(tf.volumes.sum(), 4 / 3 * np.pi * 7.0 ** 3)
+    # a dense core falling off across the hybrid shell (centre 3.5): the force pushes outwards there
+    rho = 0.8 * (1 + 0.1 * (1 - np.tanh(2 * (r - 3.5))) / 2)
+    dev = tf.update(rho, 0.8)
+    assert dev == pytest.approx(np.max(np.abs(rho[r >= 1.5] / 0.8 - 1)))
+    F = tf.force
+    acting = (r > 2.5 - 1.0) & (r < 4.5 + 1.0)
+    assert np.all(F[~acting] == 0.0) and np.all(F[(r > 2.5) & (r < 4.5)] > 0)
+    # the potential is the integral of the force from r_max inwards: U(r_max) = 0, slope -F
+    edges, U = tf.edge_potential()
+    assert U[-1] == 0.0 and np.allclose(-np.diff(U) / tf.dr, F, atol=1e-12)
+    assert np.allclose(tf.potential, np.interp(r, edges, U))
+    # smoothing weights the shells by volume: one molecule in the innermost shell (a density of
+    # 1 / 0.008) moves the smoothed density beyond r = 1 by about one molecule in ~16 sigma^3,
+    # not (as a plain Gaussian of the shell densities would) by more than rho0 itself
+    from scipy.ndimage import gaussian_filter1d
+
+    spike = np.full(56, 0.8)
+    spike[0] += 1.0 / tf.volumes[0]
+    assert np.allclose(tf.smoothed(np.full(56, 0.8)), 0.8, rtol=1e-12)
+    assert abs(tf.smoothed(spike)[r > 1.0] / 0.8 - 1).max() < 0.02
+    assert abs(gaussian_filter1d(spike, 4.0, mode="reflect")[r > 1.0] / 0.8 - 1).max() > 1.0
+    # density of points: one point per shell volume
+    pts = zone.centre + np.array([[0.0, 0.0, 0.06], [3.0, 0.0, 0.0], [0.0, -6.9, 0.0], [6.0, 6.0, 0.0]])
+    n = tf.density(pts) * tf.volumes
+    assert n.sum() == 3 and n[0] == 1 and n[24] == 1 and n[55] == 1   # (6, 6, 0) lies beyond r_max
+    back = RadialThermodynamicForce.load(tf.save(tmp_path / "tf.npz"))
+    assert np.array_equal(back.force, F) and back.r_max == 7.0 and np.array_equal(back.zone.centre, zone.centre)
+    with pytest.raises(SetupError, match="slab's"):
+        RadialThermodynamicForce.load(ThermodynamicForce(Slab(0, 7.0, 2.0, 2.0, period=14.0), 32, 1.0, 0.5)
+                                      .save(tmp_path / "slab.npz"))
+    with pytest.raises(SetupError, match="spherical zone's"):
+        ThermodynamicForce.load(tmp_path / "tf.npz")
+    with pytest.raises(SetupError, match="r_max"):
+        RadialThermodynamicForce(zone, 56, 1.0, 0.5, overlap=1.0, r_max=5.0)     # inside the acting range
+    with pytest.raises(SetupError, match="r_max"):
+        RadialThermodynamicForce(zone, 56, 1.0, 0.5, r_max=7.5)                  # shells cut by the box
+    with pytest.raises(SetupError, match="spherical zone"):
+        RadialThermodynamicForce(Slab(0, 7.0, 2.0, 2.0, period=14.0), 56, 1.0, 0.5)
+    with pytest.raises(SetupError, match="finite"):
+        tf.update(np.full(56, np.nan), 0.8)
 
 
 def test_profile_and_crossings():

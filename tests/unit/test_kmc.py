@@ -93,3 +93,49 @@ def test_adding_objects_beyond_capacity_keeps_state():
         k.add_objects(rng.random((40, 3)) * L, np.full(40, 7))          # immobile, far apart on average
     pos, size = k.objects()
     assert size.sum() == 5 + 200 * 7 and k.balance()["balance"] == 5 + 1400
+
+
+def test_sinks_absorb_with_their_bias_and_the_ledger_balances():
+    Sinks = kmc.Sinks
+    L = np.array([12.0, 12.0, 6.0])
+    sinks = Sinks().lines(2, [[3.0, 3.0], [9.0, 9.0]], radius_v=0.6, radius_i=1.2).sphere([9.0, 3.0, 3.0], 1.0)
+    assert len(sinks) == 3 and sinks.line_density(L) == pytest.approx(2 * 6.0 / L.prod())
+    # at the start (no cluster radius: capture_radius=0): a vacancy 0.8 nm from a line (outside its
+    # 0.6), an interstitial 0.8 nm from it (inside its 1.2), a vacancy 0.42 nm from the second line,
+    # a di-interstitial inside the sphere, a vacancy far from everything
+    P = np.array([[3.8, 3.0, 1.0], [3.0, 3.8, 2.0], [8.7, 9.3, 5.9], [9.5, 3.0, 3.0], [6.0, 6.0, 3.0]])
+    k = ObjectKMC(L, P, np.array([1, -1, 1, -2, 1]), capture_radius=0.0, sinks=sinks, seed=2)
+    c = k.counts()
+    assert (c["absorbed_v_sinks"], c["absorbed_i_sinks"]) == (1, 3)     # vacancy at [8.7, 9.3]; I1 and I2
+    assert c["absorbed_v"] == 1 and c["vacancies"] == 2 and k.balance()["balance"] == 3 - 3
+    # a line across the box's periodic edge absorbs from both sides, and along its whole length
+    edge = Sinks().lines(0, [[0.1, 5.9]], 0.5)                         # along x through y = 0.1, z = 5.9
+    k2 = ObjectKMC(L, np.array([[4.0, 11.9, 0.1], [11.0, 0.3, 5.8], [4.0, 6.0, 3.0]]), np.array([1, 1, 1]),
+                   capture_radius=0.0, sinks=edge)
+    assert k2.counts()["absorbed_v_sinks"] == 2
+    # many interstitials and vacancies, no reactions: the biased lines take interstitials faster
+    rng = np.random.default_rng(1)
+    n = 400
+    k3 = ObjectKMC(L, rng.random((n, 3)) * L, np.where(np.arange(n) % 2 == 0, 1, -1), capture_radius=0.0,
+                   sinks=Sinks().lines(2, [[6.0, 6.0]], radius_v=0.5, radius_i=1.5),
+                   migration=MigrationTable({1: 0.34, -1: 0.34}), seed=5)
+    k3.run(300.0, 2e-5)                                               # ~400 hops each
+    c3 = k3.counts()
+    assert c3["absorbed_i_sinks"] > 1.3 * c3["absorbed_v_sinks"] > 0
+    assert c3["absorbed_v"] == c3["absorbed_v_sinks"] and k3.balance()["balance"] == 0
+    # inserted objects within a sink are absorbed at once, and counted
+    k3.add_objects(np.array([[6.2, 6.1, 1.0]]), np.array([-4]))
+    assert k3.counts()["absorbed_i_sinks"] == c3["absorbed_i_sinks"] + 4 and k3.balance()["balance"] == -4
+    # a reaction product whose larger radius reaches a sink is absorbed there: V6 and V5 2.55 nm from
+    # a sphere of 1.9 nm each stay out of reach (1.9 + 0.33 n^(1/3) = 2.50, 2.46); V11 reaches 2.64
+    ball = Sinks().sphere([6.0, 6.0, 3.0], 1.9)
+    k4 = ObjectKMC(L, np.array([[8.55, 6.0, 3.0], [6.0, 8.55, 3.0]]), np.array([6, 5]), sinks=ball)
+    assert k4.counts()["objects"] == 2
+    k5 = ObjectKMC(L, np.array([[8.55, 6.0, 3.0], [8.35, 6.0, 3.9]]), np.array([6, 5]), sinks=ball)
+    assert k5.counts()["objects"] == 0 and k5.counts()["absorbed_v_sinks"] == 11 and k5.balance()["balance"] == 11
+    with pytest.raises(SetupError, match="radii"):
+        Sinks().sphere([1, 1, 1], -1.0)
+    with pytest.raises(SetupError, match="axis"):
+        Sinks().lines(3, [[1, 1]], 1.0)
+    with pytest.raises(SetupError, match="Sinks object"):
+        ObjectKMC(L, P, np.ones(5, int), sinks=[(2, 3.0, 3.0)])
