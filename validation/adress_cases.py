@@ -39,7 +39,7 @@ innermost merged to 2 sigma so that it holds ~27 particles; blocked errors 0.4-0
 0.1-0.3 % beyond).  Check: max |rho / rho0 - 1| <= 2 %, counted only if the uncorrected profile
 is off by more than 5 % and particles cross both ways.  Measured (``--quick``, about 90 s on 2
 cores): uncorrected +19 to +21 % in the core, +15 % at 2-3 sigma, -1 to -2 % outside; after
-0.43-0.64 % in four runs.
+0.28-0.64 % in five runs.
 
 ``adress_tetrahedral`` (validation 3, *heavy*: about 10 CPU minutes on 2 cores with ``--quick``,
 run by name): Praprotnik's tetrahedral liquid (:func:`tetrahedral_liquid`; rho0 = 0.175
@@ -205,6 +205,16 @@ def iterate_and_measure(liq, tf, rho0: float, n_iter: int, seg: int, final: int,
     return history, fr, err, cross
 
 
+def flatness(history, fr: np.ndarray, cross: dict) -> tuple[np.ndarray, float, float, bool]:
+    """``(deviation per bin, its largest magnitude, the uncorrected profile's largest, meaningful)``
+    from :func:`iterate_and_measure`'s output: the check is only meaningful if the two models
+    really differ (uncorrected > 5 %) and particles really cross into both regions."""
+    dev = fr.mean(axis=0) - 1.0
+    uncorrected = float(np.max(np.abs(history[0])))
+    meaningful = uncorrected > 0.05 and cross["into_core"] > 0 and cross["into_coarse"] > 0
+    return dev, float(np.max(np.abs(dev))), uncorrected, meaningful
+
+
 def adress_lj_density(quick: bool, outdir: Path | None) -> Outcome:
     return run_adress_lj_density(quick, outdir)[0]
 
@@ -220,13 +230,9 @@ def run_adress_lj_density(quick: bool, outdir: Path | None):
     history, fr, err, cross = iterate_and_measure(
         liq, tf, p["rho0"], n_iter, seg, final, lambda it: 1.0 if it < 3 else 0.5,
         lambda frames: frames.reshape(len(frames), -1, per).mean(axis=2))
-    dev = fr.mean(axis=0) - 1.0
-    worst = float(np.max(np.abs(dev)))
-    # the check is only meaningful if the two models really differ and particles really cross
-    uncorrected = float(np.max(np.abs(history[0])))
-    meaningful = uncorrected > 0.05 and cross["into_core"] > 0 and cross["into_coarse"] > 0
+    dev, worst, uncorrected, meaningful = flatness(history, fr, cross)
     details = {"max |rho/rho0 - 1| after": worst, "profile after (1-sigma bins)": dev.tolist(), "bin error (RMS)": float(np.sqrt(np.mean(err ** 2))),
-               "max |rho/rho0 - 1| without correction": float(np.max(np.abs(history[0]))),
+               "max |rho/rho0 - 1| without correction": uncorrected,
                "without correction, core": float(history[0][int(p["centre"])]),
                "without correction, min": float(np.min(history[0])),
                "iterations": n_iter, "particles": liq.n, "crossings (final run)": cross,
@@ -242,16 +248,30 @@ def run_adress_lj_density(quick: bool, outdir: Path | None):
                    figures=figs), liq, tf
 
 
-def profile_panel(ax, period: float, history, dev, err, title: str) -> None:
-    """The density before (the first iteration's profile) and after, in percent, with error bars."""
-    xh = (np.arange(len(history[0])) + 0.5) * period / len(history[0])
-    xc = (np.arange(len(dev)) + 0.5) * period / len(dev)
+def profile_panel(ax, period: float | None, history, dev, err, title: str, *, x: np.ndarray | None = None,
+                  xlabel: str = "x / sigma") -> None:
+    """The density before (the first iteration's profile) and after, in percent, with error bars;
+    at equal bins over ``period``, or at the bin positions ``x`` (the same for both profiles)."""
+    xh = (np.arange(len(history[0])) + 0.5) * period / len(history[0]) if x is None else x
+    xc = (np.arange(len(dev)) + 0.5) * period / len(dev) if x is None else x
     ax.plot(xh, 100 * history[0], "o-", ms=3, color="tab:red", label="no correction")
     ax.errorbar(xc, 100 * dev, yerr=100 * err, fmt="o-", ms=3, color="tab:blue", capsize=2,
                 label=f"after {len(history)} iterations")
     ax.axhspan(-2, 2, color="0.9", zorder=0, label="+-2 %")
-    ax.set(xlabel="x / sigma", ylabel="rho / rho0 - 1 (%)", title=title)
+    ax.set(xlabel=xlabel, ylabel="rho / rho0 - 1 (%)", title=title)
     ax.legend(fontsize=7)
+
+
+def weight_force_panel(ax, grid: np.ndarray, w: np.ndarray, force: np.ndarray, xlabel: str, title: str,
+                       label: str = "thermodynamic force") -> None:
+    """The weight and (on a second axis) the thermodynamic force along ``grid``."""
+    ax.plot(grid, w, color="k", label="weight w")
+    ax2 = ax.twinx()
+    ax2.plot(grid, force, color="tab:green", label=label)
+    ax.set(xlabel=xlabel, ylabel="w", title=title)
+    ax2.set_ylabel("F_th / (epsilon / sigma)")
+    ax.legend(loc="upper left", fontsize=7)
+    ax2.legend(loc="upper right", fontsize=7)
 
 
 def density_figure(tf, history, dev, err, zone, outdir: Path) -> list[str]:
@@ -260,13 +280,7 @@ def density_figure(tf, history, dev, err, zone, outdir: Path) -> list[str]:
     profile_panel(ax[0], tf.zone.period, history, dev, err, "density across the resolution change")
     pts = np.zeros((len(tf.grid), 3))
     pts[:, zone.axis] = tf.grid
-    ax[1].plot(tf.grid, zone.weights(pts), color="k", label="weight w")
-    ax2 = ax[1].twinx()
-    ax2.plot(tf.grid, tf.force, color="tab:green", label="thermodynamic force")
-    ax[1].set(xlabel="x / sigma", ylabel="w", title="weight and thermodynamic force")
-    ax2.set_ylabel("F_th / (epsilon / sigma)")
-    ax[1].legend(loc="upper left", fontsize=7)
-    ax2.legend(loc="upper right", fontsize=7)
+    weight_force_panel(ax[1], tf.grid, zone.weights(pts), tf.force, "x / sigma", "weight and thermodynamic force")
     return save(fig, outdir, "adress_lj_density")
 
 
@@ -318,10 +332,7 @@ def run_adress_lj_sphere(quick: bool, outdir: Path | None):
     history, fr, err, cross = iterate_and_measure(
         liq, tf, p["rho0"], n_iter, seg, final, lambda it: 1.0 if it < 5 else 0.5 if it < 8 else 0.25,
         lambda frames: shell_density(tf, frames, p["shells"]))
-    dev = fr.mean(axis=0) - 1.0
-    worst = float(np.max(np.abs(dev)))
-    uncorrected = float(np.max(np.abs(history[0])))
-    meaningful = uncorrected > 0.05 and cross["into_core"] > 0 and cross["into_coarse"] > 0
+    dev, worst, uncorrected, meaningful = flatness(history, fr, cross)
     details = {"max |rho/rho0 - 1| after": worst, "shells (sigma)": list(p["shells"]),
                "profile after (shells)": dev.tolist(), "shell errors": err.tolist(),
                "max |rho/rho0 - 1| without correction": uncorrected, "profile without correction": history[0].tolist(),
@@ -343,23 +354,12 @@ def run_adress_lj_sphere(quick: bool, outdir: Path | None):
 def sphere_figure(tf: RadialThermodynamicForce, history, dev, err, outdir: Path) -> list[str]:
     plt = pyplot()
     e = np.asarray(LJ_SPHERE["shells"])
-    mid = 0.5 * (e[1:] + e[:-1])
     fig, ax = plt.subplots(1, 2, figsize=(11, 4.2))
-    ax[0].plot(mid, 100 * history[0], "o-", ms=3, color="tab:red", label="no correction")
-    ax[0].errorbar(mid, 100 * dev, yerr=100 * err, fmt="o-", ms=3, color="tab:blue", capsize=2,
-                   label=f"after {len(history)} iterations")
-    ax[0].axhspan(-2, 2, color="0.9", zorder=0, label="+-2 %")
-    ax[0].set(xlabel="r / sigma (distance from the sphere's centre)", ylabel="rho / rho0 - 1 (%)",
-              title="density around an atomistic sphere")
-    ax[0].legend(fontsize=7)
+    profile_panel(ax[0], None, history, dev, err, "density around an atomistic sphere", x=0.5 * (e[1:] + e[:-1]),
+                  xlabel="r / sigma (distance from the sphere's centre)")
     z = tf.zone
-    ax[1].plot(tf.grid, z.switch(tf.grid - z.radius), color="k", label="weight w")
-    ax2 = ax[1].twinx()
-    ax2.plot(tf.grid, tf.force, color="tab:green", label="thermodynamic force (radial)")
-    ax[1].set(xlabel="r / sigma", ylabel="w", title="weight and radial thermodynamic force")
-    ax2.set_ylabel("F_th / (epsilon / sigma)")
-    ax[1].legend(loc="upper left", fontsize=7)
-    ax2.legend(loc="upper right", fontsize=7)
+    weight_force_panel(ax[1], tf.grid, z.switch(tf.grid - z.radius), tf.force, "r / sigma",
+                       "weight and radial thermodynamic force", label="thermodynamic force (radial)")
     return save(fig, outdir, "adress_lj_sphere")
 
 
@@ -512,14 +512,11 @@ def run_adress_tetrahedral(quick: bool, outdir: Path | None):
     liq.step(2000)
     F = tetra_sampler(liq, zone, int(round(L[0])), final, 20, 100)
     frames = F["profile"] / (area * F["dx"]) / rho0
-    dev = frames.mean(0) - 1.0
     err = np.array([block_average(frames[:, k])[1] for k in range(frames.shape[1])])
-    worst = float(np.abs(dev).max())
     z_com, d_com, e_com, e_com_ref = _rdf_z(F["g_com"], A["g_com"])
     z_atom, d_atom, e_atom, e_atom_ref = _rdf_z(F["g_atom"], A["g_atom"])
     cross = F["crossings"]
-    uncorrected = float(np.max(np.abs(history[0])))
-    meaningful = uncorrected > 0.05 and cross["into_core"] > 0 and cross["into_coarse"] > 0
+    dev, worst, uncorrected, meaningful = flatness(history, frames, cross)
     value = max(worst / 0.02, z_com / 2.0, z_atom / 2.0) if meaningful else float("inf")
     details = {"max |rho/rho0 - 1| after (1-sigma bins)": worst, "bin error (RMS)": float(np.sqrt(np.mean(err ** 2))),
                "profile after": dev.tolist(), "max |rho/rho0 - 1| without correction": uncorrected,
