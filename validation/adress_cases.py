@@ -41,26 +41,28 @@ is off by more than 5 % and particles cross both ways.  Measured (``--quick``, a
 cores): uncorrected +19 to +21 % in the core, +15 % at 2-3 sigma, -1 to -2 % outside; after
 0.28-0.64 % in five runs.
 
-``adress_tetrahedral`` (validation 3, *heavy*: about 10 CPU minutes on 2 cores with ``--quick``,
-run by name): Praprotnik's tetrahedral liquid (:func:`tetrahedral_liquid`; rho0 = 0.175
-molecules per sigma^3, kT = 1, Langevin 1/tau) in a 24 x 8 x 8 box (269 molecules),
-atomistic slab of half-width 4, hybrid layers of 3.  (1) A fully atomistic run (100 tau; full
-200) gives the centres' g(r), the g(r) seen from the molecules within 1.5 sigma of the slab's
-centre (centres, and atoms of different molecules), and S(0) from the centres' counts in
-quarter-box slabs (canonical finite-size correction 1/(1 - 1/4)), hence the prefactor
-kT / (rho0 S(0)) = 1/(rho0^2 kappa_T).  (2) Iterative Boltzmann inversion (5 iterations; full 8)
-of the centres' g(r) into a tabulated coarse potential of range 2.5 sigma.  (3) AdResS with
-force interpolation (WCA capped at 0.85 sigma, weights every 5 steps) from the atomistic
-configuration, 10 thermodynamic-force iterations of 30 tau (full 14 of 50; prefactor p, then p/2
-after three, p/4 after seven; density smoothed over 1 sigma; reaching 1.5 sigma beyond the hybrid
-layers), then a 500 tau run (full 2000) measuring the density in 1-sigma bins and the core's g(r).
-Checks: max |rho/rho0 - 1| <= 2 %, and for both g(r) the RMS over the bins of the difference
-from the fully atomistic run divided by its blocked error <= 2 (1 for pure noise); counted only
-if the uncorrected profile is off by more than 5 % and molecules cross both ways.  Measured
-(``--quick``, 2-core CPU, 10.5 minutes): uncorrected 21 %; after the iteration 5.2 % with a 1-sigma
-bin error of 1.1 % (the long-wavelength density modes of a 24-sigma box relax in ~20 tau, so 500
-tau give ~25 independent samples) -- not yet decidable against 2 %; the g(r) match (RMS z 1.17 and
-1.70).  The full size (2000 tau) halves the bin error; it is meant for a GPU.
+``adress_tetrahedral`` (validation 3, *heavy*: about 11 CPU minutes on 2 cores with ``--quick``,
+30 in full, run by name): Praprotnik's tetrahedral liquid (:func:`tetrahedral_liquid`; rho0 =
+0.175 molecules per sigma^3, kT = 1, Langevin 1/tau, dt = 0.01 tau -- kinetic temperature,
+potential energy, bond length and g(r) equal those at 0.005 tau within their noise) in a 24 x 8
+x 8 box (269 molecules), atomistic slab of half-width 4, hybrid layers of 3.  (1) A fully
+atomistic run (200 tau; full 400) gives the centres' g(r), the g(r) seen from the molecules
+within 1.5 sigma of the slab's centre (centres, and atoms of different molecules) and S(0) from
+the centres' counts in quarter-box slabs (canonical finite-size correction 1/(1 - 1/4)), hence
+the prefactor p = kT / (rho0 S(0)) = 1/(rho0^2 kappa_T).  (2) Iterative Boltzmann inversion (5
+iterations; full 8) of the centres' g(r) into a tabulated coarse potential of range 2.5 sigma.
+(3) AdResS with force interpolation (WCA capped at 0.85 sigma, weights every 5 steps) from the
+atomistic configuration; the thermodynamic force (density smoothed over 0.5 sigma, reaching 1.5
+sigma beyond the hybrid layers) first takes four full steps (gain p) of 30 tau each, which remove
+the ~17 % uncorrected deviation down to the noise of such a segment; then 8 steps of 125 tau
+(full 10 of 300) with gains p/k, k = 1, 2, ... (Robbins-Monro: the table becomes the running
+mean of the corrections, and its noise that of all these segments together, where constant
+gains would keep copying one segment's noise into it).  (4) A run of 2000 tau (full 5000)
+measures the density in 1-sigma bins and the core's g(r) (normalised by the density of the slab
+they reach, see :func:`tetra_sampler`).  Checks: max |rho/rho0 - 1| <= 2 %, and for both g(r)
+the RMS over the bins of the difference from the fully atomistic run divided by its blocked
+error <= 2 (1 for pure noise); counted only if the uncorrected profile is off by more than 5 %
+and molecules cross both ways.  MEASURED_TETRA
 """
 from __future__ import annotations
 
@@ -364,9 +366,13 @@ def sphere_figure(tf: RadialThermodynamicForce, history, dev, err, outdir: Path)
 
 
 # -- validation 3: the tetrahedral liquid ------------------------------------------------------------
-TETRA = dict(box=(24.0, 8.0, 8.0), rho0=0.175, kT=1.0, gamma=1.0, bond=0.97, fene_k=30.0, fene_r0=1.5,
+TETRA = dict(box=(24.0, 8.0, 8.0), rho0=0.175, kT=1.0, gamma=1.0, dt=0.01, bond=0.97, fene_k=30.0, fene_r0=1.5,
              cap=0.85, centre=12.0, half_width=4.0, hybrid=3.0, band=1.5, cg_cutoff=2.5, rdf_max=3.0, rdf_bins=30,
-             smoothing=1.0, overlap=1.5, bins=96, update_every=5)
+             smoothing=0.5, overlap=1.5, bins=96, update_every=5)
+# (tau) quick / full: the atomistic reference; the full-gain iterations; the running-mean
+# iterations; the measurement
+TETRA_RUNS = {True: dict(reference=200, n_ibi=5, n_full=4, full_tau=30, n_mean=8, mean_tau=125, final=2000),
+              False: dict(reference=400, n_ibi=8, n_full=4, full_tau=30, n_mean=10, mean_tau=300, final=5000)}
 
 
 def tetrahedral_liquid(box=None, rho0: float | None = None, seed: int = 0):
@@ -404,13 +410,17 @@ def tetra_sampler(liq, zone, bins: int, steps: int, every: int, rdf_every: int):
     ``bins`` bins) and the region crossings, every ``rdf_every`` steps the centre-of-mass g(r) and
     the intermolecular atom g(r) seen from the molecules within ``TETRA["band"]`` of the zone's
     centre (the core's middle, at least ``half_width - band`` from the hybrid layer), and the
-    centre-of-mass g(r) of all molecules (the coarse model's target).  Returns a dict of arrays."""
+    centre-of-mass g(r) of all molecules (the coarse model's target).  The core's g(r) are
+    normalised by the density of the slab their shells reach (``|x - centre| < band + rdf_max``,
+    each frame), not by the box's: they compare structure, which the density check does not, and
+    a core denser or thinner by a percent (within the density tolerance) would otherwise scale
+    them by as much, many error bars over a long run.  Returns a dict of arrays."""
     from bridge.adress import radial_distribution
 
     p = TETRA
     L = liq.box
     dx = L[0] / bins
-    out = {"profile": [], "g_com": [], "g_atom": [], "g_all": []}
+    out = {"profile": [], "g_com": [], "g_atom": [], "g_all": [], "local": []}
     cross = {"into_core": 0, "out_of_core": 0, "into_coarse": 0, "out_of_coarse": 0, "changed": 0}
     prev = zone.region(liq.centres())
     r = None
@@ -424,13 +434,17 @@ def tetra_sampler(liq, zone, bins: int, steps: int, every: int, rdf_every: int):
         prev = now
         if ((k + 1) * every) % rdf_every == 0:
             d = np.abs(c[:, 0] - zone.centre)
-            ref = np.minimum(d, L[0] - d) < p["band"]
+            d = np.minimum(d, L[0] - d)
+            ref = d < p["band"]
+            reach = p["band"] + p["rdf_max"]
+            local = np.sum(d < reach) / (2 * reach * L[1] * L[2]) / (len(c) / L.prod())
             r, g = radial_distribution(c, L, p["rdf_max"], p["rdf_bins"], reference=ref)
-            out["g_com"].append(g)
+            out["g_com"].append(g / local)
+            out["local"].append(local)
             out["g_all"].append(radial_distribution(c, L, p["rdf_max"], p["rdf_bins"])[1])
             if hasattr(liq, "molecule") and len(liq.molecule) > len(c):
                 out["g_atom"].append(radial_distribution(liq.positions(), L, p["rdf_max"], p["rdf_bins"],
-                                                         reference=ref[liq.molecule], group=liq.molecule)[1])
+                                                         reference=ref[liq.molecule], group=liq.molecule)[1] / local)
     res = {k: np.array(v, float) for k, v in out.items()}
     res["r"], res["crossings"], res["dx"] = r, cross, dx
     return res
@@ -462,17 +476,18 @@ def run_adress_tetrahedral(quick: bool, outdir: Path | None):
     from bridge.log import progress
     from bridge_adapters.openmm.adress import AdResSMolecules, MolecularLiquid
 
-    p = TETRA
+    p, q = TETRA, TETRA_RUNS[bool(quick)]
     L = np.array(p["box"])
-    ref_steps, n_ibi, n_iter, seg, final = (20000, 5, 10, 6000, 100000) if quick else (40000, 8, 14, 10000, 400000)
+    steps = {k: int(round(v / p["dt"])) for k, v in q.items() if k.endswith(("tau", "reference", "final"))}
+    every, rdf_every = int(round(0.2 / p["dt"])), int(round(1.0 / p["dt"]))     # 0.2 tau, 1 tau
     x, m, mol, bonded = tetrahedral_liquid(L)
     zone = Slab(0, p["centre"], p["half_width"], p["hybrid"], period=L[0])
-    kT, rho0 = p["kT"], p["rho0"]
+    kT, rho0, dt = p["kT"], p["rho0"], p["dt"]
     # 1. the fully atomistic reference: structure, and the compressibility for the prefactor
-    full = MolecularLiquid(x, m, mol, L, wca(1.0, 1.0), bonded=bonded, kT=kT, gamma=p["gamma"], seed=1)
+    full = MolecularLiquid(x, m, mol, L, wca(1.0, 1.0), bonded=bonded, kT=kT, gamma=p["gamma"], dt=dt, seed=1)
     openmm.LocalEnergyMinimizer.minimize(full.context, 10.0, 200)
-    full.step(4000)                                              # 20 tau from the aligned lattice
-    A = tetra_sampler(full, zone, 24, ref_steps, 20, 50)
+    full.step(int(round(20 / dt)))                               # 20 tau from the aligned lattice
+    A = tetra_sampler(full, zone, 24, steps["reference"], every, rdf_every)
     slabs = A["profile"].reshape(len(A["profile"]), 4, -1).sum(2)      # quarter-box slabs
     S0 = float(slabs.var(0).mean() / slabs.mean() / (1 - 0.25))        # canonical finite-size correction
     prefactor = kT / (rho0 * S0)                                         # 1 / (rho0^2 kappa_T)
@@ -481,12 +496,14 @@ def run_adress_tetrahedral(quick: bool, outdir: Path | None):
     cg = ibi_initial(r, g_target, kT, p["cg_cutoff"])
     beads = full.centres()
     ibi_dev = []
+    n_ibi = q["n_ibi"]
     for it in progress(range(n_ibi), desc="IBI", total=n_ibi):
-        cgl = MolecularLiquid(beads, np.full(len(beads), 4.0), np.arange(len(beads)), L, cg, kT=kT, seed=10 + it)
-        cgl.step(500)
+        cgl = MolecularLiquid(beads, np.full(len(beads), 4.0), np.arange(len(beads)), L, cg, kT=kT, dt=dt,
+                              seed=10 + it)
+        cgl.step(int(round(5 / dt)))
         gs = []
         for _ in range(60):
-            cgl.step(50)
+            cgl.step(rdf_every // 2)
             gs.append(radial_distribution(cgl.centres(), L, p["rdf_max"], p["rdf_bins"])[1])
         g_cg = np.mean(gs, 0)
         inside = r < p["cg_cutoff"]
@@ -495,22 +512,27 @@ def run_adress_tetrahedral(quick: bool, outdir: Path | None):
             cg = ibi_update(cg, r, g_cg, g_target, kT)
     # 3. adaptive resolution from the atomistic configuration; thermodynamic-force iteration
     liq = AdResSMolecules(full.positions(), m, mol, L, zone, capped(wca(1.0, 1.0), p["cap"]), cg, bonded=bonded,
-                          kT=kT, gamma=p["gamma"], update_every=p["update_every"], seed=2)
-    liq.step(2000)
+                          kT=kT, gamma=p["gamma"], dt=dt, update_every=p["update_every"], seed=2)
+    liq.step(int(round(10 / dt)))
     tf = ThermodynamicForce(zone, p["bins"], prefactor, p["smoothing"], overlap=p["overlap"])
     per = int(round(1.0 / tf.dx))
     area = L[1] * L[2]
     history = []
-    for it in progress(range(n_iter), desc="thermodynamic force", total=n_iter):
-        S = tetra_sampler(liq, zone, p["bins"], seg, 20, 10 ** 9)
+    # Full linear-response steps remove the large uncorrected deviation; after them each update
+    # would mostly copy its segment's sampling noise into the table, so the gains go as 1/k over
+    # longer segments: the table becomes the running mean of the corrections (Robbins-Monro),
+    # its noise that of all these segments together.
+    plan = [(steps["full_tau"], 1.0)] * q["n_full"] + [(steps["mean_tau"], 1.0 / k) for k in range(1, q["n_mean"] + 1)]
+    for seg, gain in progress(plan, desc="thermodynamic force", total=len(plan)):
+        S = tetra_sampler(liq, zone, p["bins"], seg, every, 10 ** 9)
         rho = S["profile"].mean(0) / (area * tf.dx)
         history.append(coarse_bins(rho, per) / rho0 - 1.0)
-        # the full linear-response step while far off, then smaller ones that average the noise
-        tf.prefactor = prefactor * (1.0 if it < 3 else 0.5 if it < 7 else 0.25)
+        tf.prefactor = prefactor * gain
         tf.update(rho, rho0)
         liq.set_thermodynamic_force(tf)
-    liq.step(2000)
-    F = tetra_sampler(liq, zone, int(round(L[0])), final, 20, 100)
+    tf.prefactor = prefactor
+    liq.step(int(round(10 / dt)))
+    F = tetra_sampler(liq, zone, int(round(L[0])), steps["final"], every, rdf_every)
     frames = F["profile"] / (area * F["dx"]) / rho0
     err = np.array([block_average(frames[:, k])[1] for k in range(frames.shape[1])])
     z_com, d_com, e_com, e_com_ref = _rdf_z(F["g_com"], A["g_com"])
@@ -523,10 +545,12 @@ def run_adress_tetrahedral(quick: bool, outdir: Path | None):
                "profile without correction": history[0].tolist(),
                "g_com: RMS z of AdResS core - atomistic": z_com, "g_com: max |difference|": d_com,
                "g_atom: RMS z of AdResS core - atomistic": z_atom, "g_atom: max |difference|": d_atom,
+               "density of the slab the core's g(r) reach / rho0 (the g(r)'s normalisation)": float(F["local"].mean()),
                "IBI max |g_CG - g_target| per iteration (r < cutoff)": ibi_dev,
                "prefactor kT/(rho0 S(0))": prefactor, "S(0) from quarter-box slabs": S0,
-               "molecules": len(liq.molecules), "atoms": liq.n, "box": L.tolist(), "iterations": n_iter,
-               "final tau": final * liq.dt, "crossings (final run)": cross,
+               "molecules": len(liq.molecules), "atoms": liq.n, "box": L.tolist(),
+               "iterations (tau, gain)": [(round(n_ * dt, 6), g_) for n_, g_ in plan],
+               "final tau": steps["final"] * dt, "crossings (final run)": cross,
                "uncorrected deviation > 5 % and crossings in both directions": meaningful, "platform": liq.platform}
     figs = []
     if outdir is not None:

@@ -173,10 +173,18 @@ def scattered_tetrahedra(n=30, seed=1):
     return x, np.tile([1.0, 2.0, 1.0, 3.0], n), np.repeat(np.arange(n), 4), bonded
 
 
+@pytest.mark.parametrize("site_pairs_only", [True, False])
 @pytest.mark.parametrize("zone", [Slab(0, 6.0, 1.5, 2.0, period=12.0), Sphere([6.0, 4.0, 4.0], 2.0, 1.5, box=BOX)])
-def test_molecular_force_interpolation_equals_the_formulas(zone):
+def test_molecular_force_interpolation_equals_the_formulas(zone, site_pairs_only, monkeypatch):
+    """Both ways of looping over the coarse pairs: the sites' interaction group, and every
+    particle's neighbour list with the atoms switched off by their flag."""
+    import bridge_adapters.openmm.adress as mod
+
+    assert mod._site_pairs_only("Reference", 30, 150, BOX, 3.0)          # what the chooser picks here
+    monkeypatch.setattr(mod, "_site_pairs_only", lambda *a: site_pairs_only)
     x, m, mol, bonded = scattered_tetrahedra()
     liq = AdResSMolecules(x, m, mol, BOX, zone, TET_AT, TET_CG, bonded=bonded, platform="Reference")
+    assert (liq._coarse.getNumInteractionGroups() == 1) == site_pairs_only
     c = liq.centres()
     from bridge.adress import centres_of_mass
     assert np.allclose(c, np.mod(centres_of_mass(x, m, mol, BOX), BOX), atol=1e-12)     # the sites are the centres
@@ -216,6 +224,18 @@ def test_molecular_weights_follow_the_centres_and_the_thermodynamic_force_acts_o
     assert f[:, 0].sum() == pytest.approx(np.interp(cx, tf.grid, tf.force), abs=0.04)
     assert np.allclose(f[:, 0] / f[:, 0].sum(), m[:4] / m[:4].sum(), atol=1e-9)
     assert np.abs(f[:, 1:]).max() < 1e-9
+
+
+def test_the_coarse_loop_is_chosen_by_platform_and_size():
+    import bridge_adapters.openmm.adress as mod
+
+    box = np.array([24.0, 8.0, 8.0])
+    # the 269-molecule tetrahedral liquid on the CPU: 36 000 site pairs against ~39 000 neighbours
+    assert mod._site_pairs_only("CPU", 269, 1345, box, 2.5)
+    assert not mod._site_pairs_only("CUDA", 269, 1345, box, 2.5)          # GPUs keep the neighbour list
+    assert not mod._site_pairs_only(None, 269, 1345, box, 2.5)
+    # eight times the box and the molecules: the site pairs grow as n^2, the neighbours as n
+    assert not mod._site_pairs_only("CPU", 8 * 269, 8 * 1345, 2 * box, 2.5)
 
 
 def test_molecules_split_by_the_box_are_made_whole_and_positions_round_trip():
