@@ -21,9 +21,11 @@ atomistic run gives the target structure; iterative Boltzmann inversion turns th
 into the coarse pair potential; the AdResS run (centres as OpenMM virtual sites, force
 interpolation) iterates the thermodynamic force, then measures the density profile and the g(r)
 of the core's molecules against the fully atomistic run.  About 10 minutes on 2 cores with
-``--quick``, about 40 without.  On this CPU the density reaches 5.2 % (bin error 1.1 %), not yet
-the case's 2 % (README); asserted for molecules is what holds: the core's g(r) match the fully
-atomistic run (RMS z <= 2) and the correction removes at least half the uncorrected deviation.
+``--quick``, about 30 without.  The full run meets the case's 2 % (measured 1.24 %, bin error
+0.36 %) and is asserted to; ``--quick`` is noise-limited at 2 % (measured 2.05 and 2.39 %, bin
+error 0.57 %), so for it asserted is what its sampling decides: the core's g(r) match the fully
+atomistic run (RMS z <= 2) and the correction removes at least three quarters of the uncorrected
+deviation.
 
 Output (``--out``): the figure (density before and after with the weight and the thermodynamic
 force; for molecules also the core's g(r)), the converged table (``.npz``, reusable with
@@ -98,12 +100,12 @@ def main(argv=None) -> None:
     back = (RadialThermodynamicForce if args.sphere else ThermodynamicForce).load(table)
     assert np.array_equal(back.force, tf.force)
     write_json(args.out / "adress.json", {"value": outcome.value, "details": d, "figures": outcome.figures})
-    if args.molecules:
+    if args.molecules and args.quick:
         assert d["g_com: RMS z of AdResS core - atomistic"] <= 2 and d["g_atom: RMS z of AdResS core - atomistic"] <= 2, d
-        assert d["max |rho/rho0 - 1| after (1-sigma bins)"] < 0.5 * d["max |rho/rho0 - 1| without correction"], d
+        assert d["max |rho/rho0 - 1| after (1-sigma bins)"] < 0.25 * d["max |rho/rho0 - 1| without correction"], d
         if outcome.value > outcome.tolerance:
-            print(f"density flatness {d['max |rho/rho0 - 1| after (1-sigma bins)']:.1%}: not yet within 2 % at this "
-                  "sampling (see README)")
+            print(f"density flatness {d['max |rho/rho0 - 1| after (1-sigma bins)']:.1%}: the quick run's sampling "
+                  "cannot decide 2 % (bin error above 0.5 %); the full run (without --quick) does")
     else:
         assert outcome.value <= outcome.tolerance, d
 

@@ -72,9 +72,10 @@ def test_validate_lists_the_heavy_cases_as_such(tmp_path):
 
 @pytest.mark.slow
 def test_heavy_cases_when_named(tmp_path):
-    """cascade_statistics passes.  adress_tetrahedral does not yet reach its 2 % flatness at the size
-    this CPU affords (README): asserted here is what does hold -- the core's g(r) match the fully
-    atomistic run, and the thermodynamic force removes most of the uncorrected deviation."""
+    """cascade_statistics passes.  adress_tetrahedral meets its 2 % flatness at the full size (README);
+    the quick run's bin error (0.57 %) puts the largest of its 24 noise-only bins near 2 %, so
+    asserted here is what that sampling decides -- the core's g(r) match the fully atomistic run,
+    and the thermodynamic force removes at least three quarters of the uncorrected deviation."""
     out = run(["validate", "--quick", *sorted(HEAVY), "--json", "heavy.json"], tmp_path, timeout=3600)
     data = json.loads((tmp_path / "heavy.json").read_text())
     cases = {c["name"]: c for c in data["cases"]}
@@ -82,7 +83,7 @@ def test_heavy_cases_when_named(tmp_path):
     assert cases["cascade_statistics"]["passed"], cases["cascade_statistics"]
     d = cases["adress_tetrahedral"]["details"]
     assert d["g_com: RMS z of AdResS core - atomistic"] <= 2 and d["g_atom: RMS z of AdResS core - atomistic"] <= 2
-    assert d["max |rho/rho0 - 1| after (1-sigma bins)"] < 0.5 * d["max |rho/rho0 - 1| without correction"]
+    assert d["max |rho/rho0 - 1| after (1-sigma bins)"] < 0.25 * d["max |rho/rho0 - 1| without correction"]
 
 
 def test_bench_lists_the_overhead_benchmark(tmp_path):
